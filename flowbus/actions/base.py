@@ -1,0 +1,61 @@
+"""The interface every action type implements. One action type = one small class.
+
+An action is either *inline*: pure, run inside the engine in the same transaction as
+the step (`set_variables`, `send_event` through the outbox, `log`); or *external*: it
+needs I/O (`webhook`), so the engine asks the shell to run it and continues when the
+result comes back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from flowbus.engine.effects import Effect
+
+
+class ActionConfig(BaseModel):
+    """Base of action configs: validated when the definition loads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+@dataclass(slots=True)
+class InlineOutcome:
+    """What an inline action produced: its output, variable updates and effects."""
+
+    output: Any = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What an action may know of where it runs."""
+
+    instance_id: str
+    workflow_id: str
+    step_id: str
+    attempt: int
+    now: str
+    event_id: str
+    idempotency_key: str
+
+
+class ActionType(ABC):
+    """Behaviour of one `action:` name."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[ActionConfig]]
+    inline: ClassVar[bool]
+
+    def run_inline(self, config: dict[str, Any], context: ActionContext) -> InlineOutcome:
+        """Run a pure action inside the engine (inline actions only)."""
+        raise NotImplementedError(f"action {self.name} is not inline")
+
+    async def execute(self, config: dict[str, Any], context: ActionContext) -> Any:
+        """Run an action that needs I/O in the shell (external actions only)."""
+        raise NotImplementedError(f"action {self.name} is not external")

@@ -1,0 +1,63 @@
+"""`flowbus dev`: everything on this machine, in one command."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import click
+import structlog
+from sqlalchemy.engine import make_url
+
+from flowbus.cli.common import fail, run, settings_for_cli
+from flowbus.devstack.kafka import KafkaBroker
+from flowbus.devstack.postgres import PostgresServer
+from flowbus.devstack.stack import prepare
+
+log = structlog.get_logger(__name__)
+_LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+@click.command()
+def dev() -> None:
+    """Start a local broker, an embedded PostgreSQL, the schema, the topics, the example
+    workflows and a worker; stop them all on Ctrl-C."""
+    settings = settings_for_cli()
+    broker_address = urlsplit(f"kafka://{settings.broker_url.split(',')[0]}")
+    db_url = make_url(settings.database_url)
+    if broker_address.hostname not in _LOCAL_HOSTS or db_url.host not in _LOCAL_HOSTS:
+        raise fail(
+            "flowbus dev runs a local broker and database: broker_url and "
+            "database_url must point at 127.0.0.1"
+        )
+    began = time.monotonic()
+    broker = KafkaBroker(settings.state_dir / "kafka", port=broker_address.port or 9092)
+    database = PostgresServer(settings.state_dir / "postgres", port=db_url.port or 5432)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(broker.start), pool.submit(database.start)]:
+                future.result()
+        database.ensure_database(db_url.database or "flowbus")
+        definitions = run(prepare(settings))
+        names = ", ".join(f"{d.id} v{d.version}" for d in definitions) or "none"
+        click.echo(
+            f"\nflowbus is up in {time.monotonic() - began:.1f}s: broker {settings.broker_url}, "
+            f"database 127.0.0.1:{database.port}, workflows: {names}\n"
+            "Try, in another terminal:\n"
+            f"  .venv/bin/flowbus tail {settings.topics.instances} {settings.topics.steps} "
+            "order-notifications\n"
+            "  .venv/bin/flowbus publish orders "
+            '\'{"type": "order.created", "order_id": "o-1", "amount": 1500}\'\n'
+            "Ctrl-C stops everything.\n",
+            err=True,
+        )
+        from flowbus.worker.app import run_worker
+
+        with contextlib.suppress(SystemExit):
+            run_worker(settings)
+    finally:
+        database.stop()
+        broker.stop()
+        click.echo("flowbus dev stopped.", err=True)

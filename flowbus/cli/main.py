@@ -1,0 +1,39 @@
+"""The `flowbus` command."""
+
+from __future__ import annotations
+
+import click
+
+from flowbus.cli.definitions import definitions
+from flowbus.cli.dev import dev
+from flowbus.cli.kafka import publish, tail, topics
+from flowbus.cli.worker import migrate, worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flowbus")
+def cli() -> None:
+    """flowbus: a Kafka-native workflow engine.
+
+    Settings come from FLOWBUS_* environment variables over config/flowbus.toml.
+    """
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks that print figures."""
+
+
+def _register() -> None:
+    for command in (dev, worker, migrate, publish, tail, topics, definitions, bench):
+        cli.add_command(command)
+    from flowbus.bench.match import match_command
+
+    bench.add_command(match_command, name="match")
+
+
+_register()
+
+
+def main() -> None:
+    cli()

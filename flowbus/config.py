@@ -1,0 +1,106 @@
+"""Settings: `FLOWBUS_*` environment variables over `config/flowbus.toml` defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "flowbus.toml"
+
+
+def config_file() -> Path:
+    """The TOML defaults file: `FLOWBUS_CONFIG` if set, else the repository's `config/`."""
+    return Path(os.environ.get("FLOWBUS_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+class TopicNames(BaseModel):
+    """Names of the topics flowbus itself reads and writes."""
+
+    instances: str = "flowbus.instances"
+    steps: str = "flowbus.steps"
+    approvals: str = "flowbus.approvals"
+    decisions: str = "flowbus.decisions"
+    commands: str = "flowbus.commands"
+    deadletter: str = "flowbus.deadletter"
+
+    def outcome(self) -> list[str]:
+        return [self.instances, self.steps, self.approvals, self.deadletter]
+
+    def inputs(self) -> list[str]:
+        return [self.decisions, self.commands]
+
+
+class WorkerSettings(BaseModel):
+    """Tuning of the worker's hot paths."""
+
+    batch_size: int = Field(500, ge=1)
+    batch_window: float = Field(0.01, gt=0)
+    relay_batch_size: int = Field(1000, ge=1)
+    relay_poll_interval: float = Field(0.2, gt=0)
+    timer_poll_interval: float = Field(0.2, gt=0)
+    timer_batch_size: int = Field(200, ge=1)
+    web_port: int = Field(0, ge=0)
+
+
+class Settings(BaseSettings):
+    """All of flowbus's configuration. See `config/flowbus.toml` for the meaning of each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLOWBUS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    deployment: str = "flowbus-local"
+    broker_url: str = "127.0.0.1:9092"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5433/flowbus"
+    state_dir: Path = Path(".flowbus")
+    source_topics: list[str] = Field(default_factory=lambda: ["orders"])
+    workflows_dir: Path = Path("config/workflows")
+    consumer_group: str = "flowbus"
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "info"
+    topics: TopicNames = Field(default_factory=TopicNames)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_file()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict safe to log: credentials in URLs are masked."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_password(self.database_url)
+        return data
+
+
+def _mask_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and the TOML file, with explicit overrides on top."""
+    return Settings(**overrides)

@@ -1,0 +1,86 @@
+"""The definitions a worker runs with: the active ones behind a compiled trigger index,
+and every version running instances need, compiled once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from flowbus.definitions.model import Trigger, WorkflowDefinition
+from flowbus.matching.index import TriggerIndex
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerMatch:
+    definition: WorkflowDefinition
+    trigger: Trigger
+
+
+def trigger_pattern(trigger: Trigger) -> dict[str, Any]:
+    """The event pattern a trigger stands for."""
+    pattern: dict[str, Any] = {}
+    if trigger.type is not None:
+        pattern["type"] = [trigger.type]
+    return pattern
+
+
+class DefinitionCatalog:
+    """Active definitions indexed by trigger, plus a cache of compiled versions."""
+
+    def __init__(self, active: Iterable[WorkflowDefinition] = ()) -> None:
+        self._versions: dict[tuple[str, int], WorkflowDefinition] = {}
+        self._validators: dict[tuple[str, int], Draft202012Validator | None] = {}
+        self._active: list[WorkflowDefinition] = []
+        self._index: TriggerIndex[tuple[int, int]] = TriggerIndex([])
+        self.replace_active(active)
+
+    def replace_active(self, active: Iterable[WorkflowDefinition]) -> None:
+        """Swap in a new set of active definitions and rebuild the trigger index."""
+        definitions = sorted(active, key=lambda d: d.id)
+        entries = []
+        for d_index, definition in enumerate(definitions):
+            self.remember(definition)
+            for t_index, trigger in enumerate(definition.triggers):
+                entries.append(((d_index, t_index), trigger.topic, trigger_pattern(trigger)))
+        self._index = TriggerIndex(entries)
+        self._active = definitions
+
+    @property
+    def active(self) -> list[WorkflowDefinition]:
+        return list(self._active)
+
+    def remember(self, definition: WorkflowDefinition) -> None:
+        assert definition.version is not None
+        self._versions[(definition.id, definition.version)] = definition
+
+    def version(self, workflow_id: str, version: int) -> WorkflowDefinition | None:
+        return self._versions.get((workflow_id, version))
+
+    def match(self, document: dict[str, Any]) -> list[TriggerMatch]:
+        """Definitions whose triggers match the event document: one match per workflow."""
+        seen: set[int] = set()
+        matches = []
+        for d_index, t_index in self._index.match(document):
+            if d_index in seen:
+                continue
+            seen.add(d_index)
+            definition = self._active[d_index]
+            matches.append(TriggerMatch(definition, definition.triggers[t_index]))
+        return matches
+
+    def input_errors(self, definition: WorkflowDefinition, value: Any) -> list[str]:
+        """Violations of the definition's input schema (compiled once per version)."""
+        key = (definition.id, definition.version or 0)
+        if key not in self._validators:
+            schema = definition.input_schema
+            self._validators[key] = Draft202012Validator(schema) if schema is not None else None
+        validator = self._validators[key]
+        if validator is None:
+            return []
+        return [
+            f"{'/'.join(str(p) for p in error.absolute_path) or '<input>'}: {error.message}"
+            for error in validator.iter_errors(value)
+        ]

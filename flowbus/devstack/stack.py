@@ -1,0 +1,58 @@
+"""Bring a deployment to life on a broker and a database: schema, topics, definitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from flowbus.config import Settings
+from flowbus.definitions.loader import load_path
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.steps.action import ActionStepModel
+from flowbus.store.database import create_engine, migrate
+from flowbus.store.definitions import save_definition
+from flowbus.topic_catalog import create_topics, load_catalog
+
+log = structlog.get_logger(__name__)
+
+
+def sink_topics(definitions: list[WorkflowDefinition]) -> list[str]:
+    """Fixed topics that `send_event` steps publish to (created up front in development)."""
+    names: set[str] = set()
+    for definition in definitions:
+        for step in definition.steps:
+            if isinstance(step, ActionStepModel) and step.action == "send_event":
+                topic = (
+                    step.config.source.get("topic")
+                    if isinstance(step.config.source, dict)
+                    else None
+                )
+                if isinstance(topic, str) and "{{" not in topic:
+                    names.add(topic)
+    return sorted(names)
+
+
+async def prepare(
+    settings: Settings, workflows_dir: Path | None = None
+) -> list[WorkflowDefinition]:
+    """Migrate the schema, create the topics and store the definitions in `workflows_dir`."""
+    await migrate(settings.database_url)
+    directory = workflows_dir or settings.workflows_dir
+    definitions = load_path(directory) if directory.exists() else []
+    created = await create_topics(
+        settings.broker_url, load_catalog(settings), extra=sink_topics(definitions)
+    )
+    if created:
+        log.info("topics.created", topics=created)
+    engine = create_engine(settings.database_url, pool_size=1)
+    stored = []
+    try:
+        for definition in definitions:
+            async with engine.begin() as conn:
+                saved, _ = await save_definition(conn, definition)
+            stored.append(saved)
+    finally:
+        await engine.dispose()
+    log.info("definitions.applied", workflows=[f"{d.id}@v{d.version}" for d in stored])
+    return stored

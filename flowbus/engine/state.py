@@ -1,0 +1,105 @@
+"""The durable state of one workflow instance, as the engine sees it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class InstanceStatus(StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_INSTANCE
+
+
+_FINAL_INSTANCE = frozenset(
+    {
+        InstanceStatus.COMPLETED,
+        InstanceStatus.FAILED,
+        InstanceStatus.CANCELLED,
+        InstanceStatus.COMPENSATED,
+        InstanceStatus.TIMED_OUT,
+    }
+)
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    COMPENSATED = "compensated"
+
+
+class ErrorInfo(BaseModel):
+    """Why a step or an instance failed: a type to route on, a code and a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    message: str
+    code: str | None = None
+    step_id: str | None = None
+    details: Any = None
+
+
+class StepState(BaseModel):
+    """The latest attempt of one step."""
+
+    status: StepStatus
+    attempt: int = 1
+    output: Any = None
+    error: ErrorInfo | None = None
+    started_at: str
+    finished_at: str | None = None
+
+
+class ParentLink(BaseModel):
+    """The parent instance and step of a subflow's child instance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    step_id: str
+
+
+class InstanceState(BaseModel):
+    """Everything the engine needs to continue an instance; stored as JSON in PostgreSQL."""
+
+    id: str
+    workflow_id: str
+    version: int
+    status: InstanceStatus
+    input: Any = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    trigger: dict[str, Any] | None = None
+    correlation_id: str | None = None
+    parent: ParentLink | None = None
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    active: list[str] = Field(default_factory=list)
+    completed: list[str] = Field(
+        default_factory=list, description="Completed step ids in completion order."
+    )
+    output: Any = None
+    error: ErrorInfo | None = None
+    seq: int = Field(0, description="Number of events emitted so far; event ids derive from it.")
+    created_at: str
+    updated_at: str
+
+    def step_outputs(self) -> dict[str, Any]:
+        return {step_id: s.output for step_id, s in self.steps.items()}

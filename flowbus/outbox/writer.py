@@ -1,0 +1,82 @@
+"""Turns engine effects and dead letters into outbox rows, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowbus.config import TopicNames
+from flowbus.engine.effects import EmitEvent, PublishEvent
+from flowbus.envelope import STRUCTURED_CONTENT_TYPE, cloudevent, encode
+from flowbus.store.tables import outbox
+
+NOTIFY_CHANNEL = "flowbus_outbox"
+DEADLETTER_NAMESPACE = uuid.UUID("0d7e3f7a-5b8c-4c0e-9a51-3f3b2f0c8d42")
+_HEADERS = [["content-type", STRUCTURED_CONTENT_TYPE]]
+
+
+@dataclass(slots=True)
+class OutboxBatch:
+    """Rows to insert into the outbox at the end of a transaction."""
+
+    source: str
+    topics: TopicNames
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, instance_id: str, effect: EmitEvent) -> None:
+        event = cloudevent(
+            id=effect.id,
+            source=self.source,
+            type=effect.type,
+            time=effect.time,
+            subject=instance_id,
+            data=effect.data,
+            extensions={"flowbusseq": effect.seq},
+        )
+        self._add(effect.id, getattr(self.topics, effect.channel), instance_id, event)
+
+    def publish(self, effect: PublishEvent) -> None:
+        event = cloudevent(
+            id=effect.id,
+            source=self.source,
+            type=effect.type,
+            time=effect.time,
+            subject=effect.subject,
+            data=effect.data,
+        )
+        self._add(effect.id, effect.topic, effect.key, event)
+
+    def dead_letter(
+        self, *, identity: str, time: str, key: str | None, data: dict[str, Any]
+    ) -> str:
+        """A dead-letter event; `identity` makes its id stable across redeliveries."""
+        event_id = str(uuid.uuid5(DEADLETTER_NAMESPACE, identity))
+        event = cloudevent(
+            id=event_id, source=self.source, type="flowbus.deadletter", time=time, data=data
+        )
+        self._add(event_id, self.topics.deadletter, key, event)
+        return event_id
+
+    def _add(self, event_id: str, topic: str, key: str | None, event: dict[str, Any]) -> None:
+        self.rows.append(
+            {
+                "event_id": event_id,
+                "topic": topic,
+                "key": key.encode() if key is not None else None,
+                "headers": _HEADERS,
+                "value": encode(event),
+            }
+        )
+
+    async def flush(self, conn: AsyncConnection) -> int:
+        """Insert the rows and wake the relay when the transaction commits."""
+        count = len(self.rows)
+        if count:
+            await conn.execute(insert(outbox), self.rows)
+            await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+            self.rows = []
+        return count

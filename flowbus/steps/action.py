@@ -1,0 +1,57 @@
+"""`action` steps: run one action from the action registry; its output is the step's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from flowbus.actions.registry import ACTIONS
+from flowbus.definitions.model import StepModel
+from flowbus.definitions.types import TemplateValue
+from flowbus.expressions import Template
+from flowbus.steps.base import StepType
+
+if TYPE_CHECKING:
+    from flowbus.engine.inputs import ActionResult
+    from flowbus.engine.run import StepCall
+
+
+class ActionStepModel(StepModel):
+    type: Literal["action"]
+    action: str = Field(description="Name of the action in the action registry.")
+    config: TemplateValue = Field(
+        default_factory=lambda: Template({}),
+        description="The action's settings; strings may hold {{ path }} templates.",
+    )
+
+    @model_validator(mode="after")
+    def _known_action_and_valid_config(self) -> ActionStepModel:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; known: {', '.join(sorted(ACTIONS))}")
+        raw: Any = self.config.source
+        if not isinstance(raw, dict):
+            raise ValueError("config must be an object")
+        try:
+            ACTIONS[self.action].config_model.model_validate(raw)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"config.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ValueError(details) from None
+        return self
+
+
+class ActionStep(StepType[ActionStepModel]):
+    name = "action"
+    model = ActionStepModel
+
+    def enter(self, step: ActionStepModel, call: StepCall) -> None:
+        call.run_action(step.action, step.config)
+
+    def on_action_result(self, step: ActionStepModel, call: StepCall, result: ActionResult) -> None:
+        if result.error is not None:
+            call.fail(result.error)
+        else:
+            call.complete(result.output)

@@ -1,0 +1,71 @@
+"""The async SQLAlchemy engine and schema migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS_DIR = Path(
+    os.environ.get("FLOWBUS_MIGRATIONS_DIR", Path(__file__).resolve().parents[2] / "migrations")
+)
+
+
+class DatabaseNotConfigured(RuntimeError):
+    """No database URL was given."""
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine on asyncpg with orjson for JSONB columns."""
+    if not url:
+        raise DatabaseNotConfigured(
+            "no database URL: set FLOWBUS_DATABASE_URL or run `flowbus dev` for an embedded one"
+        )
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
+
+
+def _alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the schema to `revision` (Alembic runs in a thread: it has its own loop)."""
+    from alembic import command
+
+    await asyncio.to_thread(command.upgrade, _alembic_config(url), revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        try:
+            row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+        except Exception:
+            return None
+    return None if row is None else str(row[0])
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()

@@ -1,0 +1,129 @@
+"""Stored definition versions: immutable once stored; a change is a new version."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowbus.definitions.errors import DefinitionConflict
+from flowbus.definitions.loader import validate_definition
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.store.tables import workflow_definitions as defs
+
+
+def canonical_document(definition: WorkflowDefinition) -> dict[str, Any]:
+    """The definition as stored: camelCase JSON, without the version and deprecated flag."""
+    return definition.model_dump(
+        mode="json", by_alias=True, exclude={"version", "deprecated"}, exclude_none=True
+    )
+
+
+def checksum(document: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _from_row(row: Any) -> WorkflowDefinition:
+    document = dict(row.document)
+    document["version"] = row.version
+    document["deprecated"] = row.deprecated
+    return validate_definition(document, f"{row.workflow_id} v{row.version}")
+
+
+async def save_definition(
+    conn: AsyncConnection, definition: WorkflowDefinition
+) -> tuple[WorkflowDefinition, bool]:
+    """Store a definition. Returns the stored version and whether it is new.
+
+    With no version: the same content as the latest version is a no-op, anything else
+    becomes latest + 1. With a version: storing the same content again is a no-op, and
+    different content under a stored version is refused (`DefinitionConflict`).
+    """
+    document = canonical_document(definition)
+    digest = checksum(document)
+    # Serialize concurrent applies of the same workflow (several workers at start-up).
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(definition.id))))
+    latest = (
+        await conn.execute(
+            select(defs.c.version, defs.c.checksum)
+            .where(defs.c.workflow_id == definition.id)
+            .order_by(defs.c.version.desc())
+            .limit(1)
+        )
+    ).first()
+    if definition.version is None:
+        if latest is not None and latest.checksum == digest:
+            return definition.model_copy(update={"version": latest.version}), False
+        version = 1 if latest is None else latest.version + 1
+    else:
+        version = definition.version
+        existing = (
+            await conn.execute(
+                select(defs.c.checksum).where(
+                    and_(defs.c.workflow_id == definition.id, defs.c.version == version)
+                )
+            )
+        ).first()
+        if existing is not None:
+            if existing.checksum != digest:
+                raise DefinitionConflict(
+                    f"{definition.id} v{version} is already stored with other content; "
+                    "versions are immutable: give the change a new version (or omit it)"
+                )
+            return definition, False
+    await conn.execute(
+        insert(defs).values(
+            workflow_id=definition.id,
+            version=version,
+            name=definition.name,
+            description=definition.description,
+            deprecated=definition.deprecated,
+            document=document,
+            checksum=digest,
+        )
+    )
+    await conn.execute(select(func.pg_notify("flowbus_definitions", definition.id)))
+    return definition.model_copy(update={"version": version}), True
+
+
+async def get_definition(
+    conn: AsyncConnection, workflow_id: str, version: int
+) -> WorkflowDefinition | None:
+    row = (
+        await conn.execute(
+            select(defs).where(and_(defs.c.workflow_id == workflow_id, defs.c.version == version))
+        )
+    ).first()
+    return None if row is None else _from_row(row)
+
+
+async def active_definitions(conn: AsyncConnection) -> list[WorkflowDefinition]:
+    """The latest non-deprecated version of every workflow: the ones triggers start."""
+    ranked = (
+        select(
+            defs,
+            func.row_number()
+            .over(partition_by=defs.c.workflow_id, order_by=defs.c.version.desc())
+            .label("rank"),
+        )
+        .where(defs.c.deprecated.is_(False))
+        .subquery()
+    )
+    rows = (await conn.execute(select(ranked).where(ranked.c.rank == 1))).all()
+    return [_from_row(row) for row in rows]
+
+
+async def set_deprecated(
+    conn: AsyncConnection, workflow_id: str, version: int, deprecated: bool = True
+) -> bool:
+    result = await conn.execute(
+        update(defs)
+        .where(and_(defs.c.workflow_id == workflow_id, defs.c.version == version))
+        .values(deprecated=deprecated)
+    )
+    await conn.execute(select(func.pg_notify("flowbus_definitions", workflow_id)))
+    return bool(result.rowcount)

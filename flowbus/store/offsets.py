@@ -1,0 +1,68 @@
+"""Which consumed records are already applied: the next offset per partition, kept in the
+same transaction as the state the records changed (exactly-once into PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowbus.store.tables import consumer_offsets as offsets
+
+TopicPartition = tuple[str, int]
+
+
+async def lock_positions(
+    conn: AsyncConnection, group: str, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Lock the partitions' rows (creating missing ones) and return their next offsets.
+
+    The lock serializes two workers that briefly hold the same partition during a
+    rebalance: the second sees what the first applied and skips it.
+    """
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return {}
+    await conn.execute(
+        insert(offsets)
+        .values(
+            [
+                {"consumer_group": group, "topic": t, "partition": p, "next_offset": 0}
+                for t, p in wanted
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    rows = await conn.execute(
+        select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)
+        .where(
+            and_(
+                offsets.c.consumer_group == group,
+                or_(*(and_(offsets.c.topic == t, offsets.c.partition == p) for t, p in wanted)),
+            )
+        )
+        .order_by(offsets.c.topic, offsets.c.partition)
+        .with_for_update()
+    )
+    return {(row.topic, row.partition): row.next_offset for row in rows}
+
+
+async def advance_positions(
+    conn: AsyncConnection, group: str, positions: Mapping[TopicPartition, int]
+) -> None:
+    if not positions:
+        return
+    stmt = insert(offsets).values(
+        [
+            {"consumer_group": group, "topic": t, "partition": p, "next_offset": n}
+            for (t, p), n in sorted(positions.items())
+        ]
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["consumer_group", "topic", "partition"],
+            set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
+        )
+    )
