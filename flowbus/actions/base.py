@@ -9,6 +9,7 @@ result comes back.
 from __future__ import annotations
 
 from abc import ABC
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,8 +42,9 @@ class ActionContext:
     step_id: str
     attempt: int
     now: str
-    event_id: str
     idempotency_key: str
+    new_event_id: Callable[[], str]
+    """A fresh stable event id, for an action that publishes an event."""
 
 
 class ActionType(ABC):

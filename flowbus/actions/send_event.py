@@ -28,7 +28,7 @@ class SendEvent(ActionType):
         event = PublishEvent(
             topic=cfg.topic,
             key=cfg.key if cfg.key is not None else context.instance_id,
-            id=context.event_id,
+            id=context.new_event_id(),
             type=cfg.type,
             time=context.now,
             data=cfg.data,

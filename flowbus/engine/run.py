@@ -292,8 +292,8 @@ class StepCall:
             step_id=self.step.id,
             attempt=self.attempt,
             now=run.now,
-            event_id=run.next_event_id(),
             idempotency_key=key,
+            new_event_id=run.next_event_id,
         )
         try:
             outcome = action.run_inline(rendered, context)

@@ -169,6 +169,12 @@ def create_app(settings: Settings) -> FlowbusApp:
 
     app.task(relay)
     app.task(watch)
+
+    async def assigned(sender: Any, *_: Any, signal: Any, **kwargs: Any) -> None:
+        log.info("worker.partitions_assigned", partitions=len(kwargs.get("assigned", ())))
+
+    app.on_partitions_assigned.connect(cast(Any, assigned))
+
     return app
 
 

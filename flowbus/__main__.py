@@ -1,0 +1,3 @@
+from flowbus.cli.main import main
+
+main()
