@@ -17,6 +17,21 @@ import orjson
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 _REQUIRED_ATTRIBUTES = ("id", "source", "type")
+# Context attributes and data members of the spec; anything else is an extension.
+_ATTRIBUTES = frozenset(
+    {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "data",
+        "data_base64",
+    }
+)
 
 
 class BadEvent(ValueError):
@@ -119,21 +134,9 @@ def _structured_cloudevent(
 ) -> DomainEvent:
     if body.get("specversion") != SPEC_VERSION:
         raise BadEvent(f"unsupported CloudEvents specversion {body.get('specversion')!r}")
-    missing = [name for name in _REQUIRED_ATTRIBUTES if not isinstance(body.get(name), str)]
+    missing = [name for name in _REQUIRED_ATTRIBUTES if not _non_empty(body.get(name))]
     if missing:
         raise BadEvent(f"CloudEvent lacks required attribute(s): {', '.join(missing)}")
-    known = {
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "subject",
-        "time",
-        "data",
-        "data_base64",
-        "datacontenttype",
-        "dataschema",
-    }
     return DomainEvent(
         *position,
         headers=headers,
@@ -144,7 +147,7 @@ def _structured_cloudevent(
         subject=_optional_str(body.get("subject")),
         time=_optional_str(body.get("time")),
         is_cloudevent=True,
-        extensions={k: v for k, v in body.items() if k not in known},
+        extensions={k: v for k, v in body.items() if k not in _ATTRIBUTES},
     )
 
 
@@ -153,7 +156,7 @@ def _binary_cloudevent(
 ) -> DomainEvent:
     if headers["ce_specversion"] != SPEC_VERSION:
         raise BadEvent(f"unsupported CloudEvents specversion {headers['ce_specversion']!r}")
-    missing = [name for name in _REQUIRED_ATTRIBUTES if f"ce_{name}" not in headers]
+    missing = [name for name in _REQUIRED_ATTRIBUTES if not _non_empty(headers.get(f"ce_{name}"))]
     if missing:
         raise BadEvent(
             f"CloudEvent lacks required header(s): {', '.join('ce_' + m for m in missing)}"
@@ -164,7 +167,6 @@ def _binary_cloudevent(
             data = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise BadEvent(f"binary CloudEvent data is not JSON: {exc}") from None
-    attributes = {"specversion", "id", "source", "type", "subject", "time"}
     return DomainEvent(
         *position,
         headers=headers,
@@ -178,9 +180,13 @@ def _binary_cloudevent(
         extensions={
             name[3:]: raw
             for name, raw in headers.items()
-            if name.startswith("ce_") and name[3:] not in attributes
+            if name.startswith("ce_") and name[3:] not in _ATTRIBUTES
         },
     )
+
+
+def _non_empty(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
 
 
 def _optional_str(value: Any) -> str | None:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from flowbus.actions.base import ActionConfig, ActionContext, ActionType, InlineOutcome
 from flowbus.engine.effects import PublishEvent
 
 
+def _text(value: Any) -> Any:
+    # A whole {{ path }} keeps a number a number; keys and subjects are text.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class SendEventConfig(ActionConfig):
     topic: str = Field(min_length=1)
     type: str = Field(min_length=1, description="CloudEvents type of the published event.")
-    key: str | None = Field(None, description="Record key; the instance id by default.")
-    subject: str | None = None
+    key: Annotated[str | None, BeforeValidator(_text)] = Field(
+        None, description="Record key; the instance id by default."
+    )
+    subject: Annotated[str | None, BeforeValidator(_text)] = None
     data: Any = None
 
 

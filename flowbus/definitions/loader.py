@@ -1,8 +1,8 @@
-"""Read definitions from JSON or YAML and check them whole: fields, references, reachability."""
+"""Read definitions from JSON or YAML and check them whole: fields, references,
+reachability and loops that could never end."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from flowbus.definitions.errors import DefinitionError, Problem
-from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.model import StepModel, WorkflowDefinition
 
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
-_STEP_MESSAGE = re.compile(r"^step '([^']+)' \([^)]*\): (.*)$", re.S)
 
 
 def parse_document(text: str, source: str) -> Any:
@@ -31,15 +30,14 @@ def parse_document(text: str, source: str) -> Any:
 
 def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefinition:
     """Validate a raw document, or raise `DefinitionError` listing every problem."""
-    definition_id = raw.get("id", raw.get("workflowId")) if isinstance(raw, dict) else None
     if not isinstance(raw, dict):
         raise DefinitionError(None, [Problem("a definition must be an object")], source)
+    definition_id = raw.get("id", raw.get("workflowId"))
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
-        raise DefinitionError(
-            definition_id, [_problem(err) for err in exc.errors()], source
-        ) from None
+        problems = [p for err in exc.errors() for p in _problems(err)]
+        raise DefinitionError(definition_id, problems, source) from None
     problems = list(check_graph(definition))
     problems.extend(_check_input_schema(definition))
     if problems:
@@ -47,44 +45,127 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
     return definition
 
 
-def _problem(err: Any) -> Problem:
-    loc = [str(p) for p in err["loc"]]
+def _problems(err: Any) -> list[Problem]:
+    from flowbus.steps.registry import StepDefinitionError
+
+    nested = err.get("ctx", {}).get("error")
+    if isinstance(nested, StepDefinitionError):
+        return nested.problems
+    loc = ".".join(str(p) for p in err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
-    if loc[:1] == ["steps"]:
-        match = _STEP_MESSAGE.match(message)
-        if match:
-            step_id, rest = match.groups()
-            field, _, detail = rest.partition(": ")
-            return Problem(detail or rest, field=field if detail else None, step_id=step_id)
-    return Problem(message, field=".".join(loc) or None)
+    return [Problem(message, field=loc or None)]
+
+
+def _scopes(definition: WorkflowDefinition) -> Iterable[tuple[str, list[StepModel]]]:
+    """Each list of steps that reference one another: the top level and every branch."""
+    pending: list[tuple[str, list[StepModel]]] = [
+        (definition.first_step_id, list(definition.steps))
+    ]
+    while pending:
+        entry, steps = pending.pop()
+        yield entry, steps
+        for step in steps:
+            for _, nested in step.branches():
+                pending.append((nested[0].id, nested))
 
 
 def check_graph(definition: WorkflowDefinition) -> Iterable[Problem]:
-    """Duplicate ids, references to unknown steps, and steps nothing leads to."""
+    """Duplicate ids, references outside a step's scope, unreachable steps, endless loops."""
     seen: set[str] = set()
-    for step in definition.steps:
-        if step.id in seen:
-            yield Problem("duplicate step id", field="id", step_id=step.id)
-        seen.add(step.id)
-    if definition.start_at is not None and definition.start_at not in seen:
+    for _, steps in _scopes(definition):
+        for step in steps:
+            if step.id in seen:
+                yield Problem("duplicate step id", field="id", step_id=step.id)
+            seen.add(step.id)
+    if definition.start_at is not None and definition.start_at not in {
+        s.id for s in definition.steps
+    }:
         yield Problem(f"unknown step {definition.start_at!r}", field="startAt")
-    edges: dict[str, list[str]] = {}
-    for step in definition.steps:
-        edges[step.id] = step.successor_ids()
-        for target in edges[step.id]:
-            if target not in seen:
+        return
+    for entry, steps in _scopes(definition):
+        yield from _check_scope(entry, steps, seen)
+
+
+def _check_scope(entry: str, steps: list[StepModel], all_ids: set[str]) -> Iterable[Problem]:
+    by_id = {step.id: step for step in steps}
+    edges: dict[str, list[str]] = {step.id: [] for step in steps}
+    for step in steps:
+        for target in step.successor_ids():
+            if target in by_id:
+                edges[step.id].append(target)
+            elif target in all_ids:
+                yield Problem(
+                    f"refers to step {target!r} of another list or branch; steps lead only "
+                    "to steps beside them",
+                    field="next",
+                    step_id=step.id,
+                )
+            else:
                 yield Problem(f"refers to unknown step {target!r}", field="next", step_id=step.id)
     reachable: set[str] = set()
-    frontier = [definition.first_step_id]
+    frontier = [entry]
     while frontier:
         current = frontier.pop()
-        if current in reachable or current not in seen:
+        if current in reachable:
             continue
         reachable.add(current)
         frontier.extend(edges.get(current, []))
-    for step in definition.steps:
+    for step in steps:
         if step.id not in reachable:
             yield Problem("unreachable: no step leads here", step_id=step.id)
+    for cycle in _cycles(edges):
+        if not any(_breaks_loop(by_id[s]) for s in cycle):
+            path = " → ".join([*cycle, cycle[0]])
+            yield Problem(
+                f"loop {path} neither waits nor decides: it would run forever",
+                step_id=cycle[0],
+            )
+
+
+def _breaks_loop(step: StepModel) -> bool:
+    conditional_next = isinstance(step.next, list) and any(
+        t.condition is not None for t in step.next
+    )
+    return step.waits() or step.type == "condition" or conditional_next
+
+
+def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components with a cycle (Tarjan), in a stable order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+
+    def visit(node: str) -> None:
+        nonlocal counter
+        index[node] = low[node] = counter
+        counter += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in edges[node]:
+                order = {name: i for i, name in enumerate(edges)}
+                found.append(sorted(component, key=order.__getitem__))
+
+    for node in edges:
+        if node not in index:
+            visit(node)
+    return found
 
 
 def _check_input_schema(definition: WorkflowDefinition) -> Iterable[Problem]:

@@ -7,13 +7,21 @@ event ids included, so a transition that did not commit can simply be computed a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.engine.effects import Effect
-from flowbus.engine.inputs import ActionResult, EngineInput
-from flowbus.engine.run import EngineError, Run, StepCall
+from flowbus.engine.inputs import (
+    ActionResult,
+    ApprovalDecision,
+    ChildFinished,
+    Command,
+    EngineInput,
+    EventReceived,
+    TimerFired,
+)
+from flowbus.engine.run import EngineError, Run, rfc3339
 from flowbus.engine.state import (
     ErrorInfo,
     InstanceState,
@@ -23,6 +31,8 @@ from flowbus.engine.state import (
 )
 from flowbus.expressions import PathError
 
+__all__ = ["Transition", "apply", "rfc3339", "start"]
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:
@@ -30,12 +40,6 @@ class Transition:
 
     state: InstanceState
     effects: list[Effect]
-
-
-def rfc3339(now: datetime) -> str:
-    """RFC 3339 in UTC with millisecond precision, as every flowbus event carries."""
-    u = now.astimezone(UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
 
 
 def start(
@@ -64,7 +68,7 @@ def start(
         created_at=at,
         updated_at=at,
     )
-    run = Run(definition, state, at)
+    run = Run(definition, state, now)
     run.emit(
         "instances",
         "flowbus.instance.started",
@@ -78,6 +82,8 @@ def start(
     except PathError as exc:
         run.fail_instance(ErrorInfo(type="ContextError", message=str(exc)))
         return Transition(state, run.effects)
+    if definition.timeout is not None:
+        run.set_timer("workflow_timeout", definition.timeout)
     run.schedule(definition.first_step_id)
     run.drain()
     return Transition(state, run.effects)
@@ -88,34 +94,140 @@ def apply(
 ) -> Transition:
     """Advance an instance by one input. Takes ownership of `state`.
 
-    Inputs that no longer apply (a result for an attempt that is not the current one, or
-    anything for an instance that has ended) change nothing and yield no effects.
+    Inputs that no longer apply (a result for an attempt that is not the current one, a
+    timer of a step that has moved on, anything for an instance that has ended) change
+    nothing and yield no effects.
     """
     if state.workflow_id != definition.id or state.version != definition.version:
         raise EngineError(
             f"instance {state.id} runs {state.workflow_id} v{state.version}, "
             f"not {definition.id} v{definition.version}"
         )
-    at = rfc3339(now)
     if state.status.is_final:
         return Transition(state, [])
-    run = Run(definition, state, at)
-    if isinstance(event, ActionResult):
-        _on_action_result(run, event)
+    run = Run(definition, state, now)
+    _HANDLERS[type(event)](run, event)
     run.drain()
     if run.effects:
-        state.updated_at = at
+        state.updated_at = run.now
     return Transition(state, run.effects)
 
 
-def _on_action_result(run: Run, result: ActionResult) -> None:
-    current = run.state.steps.get(result.step_id)
-    if (
-        current is None
-        or current.attempt != result.attempt
-        or current.status is not StepStatus.RUNNING
-        or result.step_id not in run.state.active
-    ):
+def _live(run: Run, step_id: str | None, attempt: int | None = None) -> bool:
+    if step_id is None or step_id not in run.state.active:
+        return False
+    current = run.state.steps.get(step_id)
+    if current is None:
+        return False
+    return attempt is None or current.attempt == attempt
+
+
+def _on_action_result(run: Run, result: Any) -> None:
+    assert isinstance(result, ActionResult)
+    if result.purpose == "compensate":
+        comp = run.state.compensation
+        current = run.state.steps.get(result.step_id)
+        if (
+            comp is None
+            or not comp.pending
+            or comp.pending[0] != result.step_id
+            or current is None
+            or current.attempt != result.attempt
+        ):
+            return
+        step = run.step(result.step_id)
+        if result.error is not None:
+            run.compensation_failed(step, result.error)
+        else:
+            run.compensated(step, result.output)
+            run.compensate_next()
+        return
+    if not _live(run, result.step_id, result.attempt):
+        return
+    if run.state.steps[result.step_id].status is not StepStatus.RUNNING:
         return
     step = run.step(result.step_id)
-    run.step_type(step).on_action_result(step, StepCall(run, step), result)
+    run.step_type(step).on_action_result(step, run.call(step), result)
+
+
+def _on_timer(run: Run, timer: Any) -> None:
+    assert isinstance(timer, TimerFired)
+    if timer.kind == "workflow_timeout":
+        if run.state.status is not InstanceStatus.COMPENSATING:
+            run.time_out_instance()
+        return
+    if not _live(run, timer.step_id, timer.attempt):
+        return
+    assert timer.step_id is not None
+    step = run.step(timer.step_id)
+    current = run.state.steps[timer.step_id]
+    if timer.kind == "retry":
+        if current.status is StepStatus.RETRYING:
+            run.retry(step.id)
+        return
+    if timer.kind == "step_timeout":
+        if current.status in (StepStatus.RUNNING, StepStatus.WAITING):
+            step_type = run.step_type(step)
+            if step_type.on_timeout(step, run.call(step)):
+                return
+            step_type.on_cancel(step, run.call(step))
+            run.call(step).fail_with(
+                "TimeoutError", f"step {step.id!r} exceeded its timeout of {step.timeout}"
+            )
+        return
+    run.step_type(step).on_timer(step, run.call(step), timer.kind)
+
+
+def _on_event(run: Run, received: Any) -> None:
+    assert isinstance(received, EventReceived)
+    step_ids = [received.step_id] if received.step_id else list(run.state.active)
+    for step_id in step_ids:
+        if not _live(run, step_id):
+            continue
+        step = run.step(step_id)
+        if run.step_type(step).on_event(step, run.call(step), received.event):
+            return
+
+
+def _on_child(run: Run, finished: Any) -> None:
+    assert isinstance(finished, ChildFinished)
+    if not _live(run, finished.step_id):
+        return
+    step = run.step(finished.step_id)
+    run.step_type(step).on_child_finished(step, run.call(step), finished)
+
+
+def _on_decision(run: Run, decision: Any) -> None:
+    assert isinstance(decision, ApprovalDecision)
+    if not _live(run, decision.step_id):
+        return
+    step = run.step(decision.step_id)
+    run.step_type(step).on_decision(step, run.call(step), decision)
+
+
+def _on_command(run: Run, command: Any) -> None:
+    assert isinstance(command, Command)
+    state = run.state
+    if command.kind == "pause":
+        if state.status in (InstanceStatus.RUNNING, InstanceStatus.WAITING):
+            state.status = InstanceStatus.PAUSED
+            run.emit("instances", "flowbus.instance.paused", status="paused", by=command.by)
+    elif command.kind == "resume":
+        if state.status is InstanceStatus.PAUSED:
+            state.status = InstanceStatus.RUNNING
+            run.emit("instances", "flowbus.instance.resumed", status="running", by=command.by)
+            for step_id in state.deferred:
+                run.schedule(step_id)
+            state.deferred.clear()
+    elif command.kind == "cancel" and state.status is not InstanceStatus.COMPENSATING:
+        run.cancel_instance(compensate=command.compensate, reason=command.reason)
+
+
+_HANDLERS = {
+    ActionResult: _on_action_result,
+    TimerFired: _on_timer,
+    EventReceived: _on_event,
+    ChildFinished: _on_child,
+    ApprovalDecision: _on_decision,
+    Command: _on_command,
+}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Channel = Literal["instances", "steps", "approvals"]
+ActionPurpose = Literal["step", "compensate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class RunAction:
     action: str
     config: dict[str, Any]
     idempotency_key: str
+    purpose: ActionPurpose = "step"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,4 +70,83 @@ class LogLine:
     fields: dict[str, Any]
 
 
-Effect = EmitEvent | PublishEvent | RunAction | RecordAttempt | LogLine
+TimerKind = Literal["retry", "step_timeout", "workflow_timeout", "wait", "wait_timeout", "deadline"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """A durable timer: at `due_at` the engine gets `TimerFired(kind, step_id, attempt)`."""
+
+    kind: TimerKind
+    due_at: str
+    step_id: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimers:
+    """Drop the instance's pending timers: of one step, or all of them (`step_id` None)."""
+
+    step_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Wait for an event: on `topic` (of `event_type`) whose `match` query gives `key`."""
+
+    step_id: str
+    attempt: int
+    topic: str
+    event_type: str | None
+    match: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    step_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    """Start an instance of another workflow as a subflow of this step."""
+
+    step_id: str
+    attempt: int
+    child_id: str
+    workflow_id: str
+    version: int | None
+    input: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild:
+    child_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyParent:
+    """This subflow instance ended: tell the parent's waiting step."""
+
+    parent_id: str
+    step_id: str
+    child_id: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+
+
+Effect = (
+    EmitEvent
+    | PublishEvent
+    | RunAction
+    | RecordAttempt
+    | LogLine
+    | SetTimer
+    | CancelTimers
+    | Subscribe
+    | Unsubscribe
+    | StartChild
+    | CancelChild
+    | NotifyParent
+)

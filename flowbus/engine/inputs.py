@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from flowbus.engine.effects import ActionPurpose, TimerKind
 from flowbus.engine.state import ErrorInfo
 
 
@@ -16,6 +17,49 @@ class ActionResult:
     attempt: int
     output: Any = None
     error: ErrorInfo | None = None
+    purpose: ActionPurpose = "step"
 
 
-EngineInput = ActionResult
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    kind: TimerKind
+    step_id: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventReceived:
+    """An event a waiting step subscribed to (or one sent to the instance by command)."""
+
+    step_id: str | None
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFinished:
+    step_id: str
+    child_id: str
+    status: str
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecision:
+    step_id: str
+    approved: bool
+    decided_by: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator's instruction: pause, resume or cancel (compensating by default)."""
+
+    kind: Literal["pause", "resume", "cancel"]
+    compensate: bool = True
+    reason: str | None = None
+    by: str | None = None
+
+
+EngineInput = ActionResult | TimerFired | EventReceived | ChildFinished | ApprovalDecision | Command

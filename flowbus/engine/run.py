@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import deque
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +14,33 @@ from pydantic import ValidationError
 
 from flowbus.actions.base import ActionContext
 from flowbus.actions.registry import ACTIONS
-from flowbus.definitions.model import StepModel, WorkflowDefinition
-from flowbus.engine.effects import Channel, Effect, EmitEvent, RecordAttempt, RunAction
-from flowbus.engine.state import ErrorInfo, InstanceState, InstanceStatus, StepState, StepStatus
+from flowbus.definitions.model import (
+    DEFAULT_RETRY,
+    Compensation,
+    RetryPolicy,
+    StepModel,
+    WorkflowDefinition,
+)
+from flowbus.engine.effects import (
+    ActionPurpose,
+    CancelTimers,
+    Channel,
+    Effect,
+    EmitEvent,
+    NotifyParent,
+    RecordAttempt,
+    RunAction,
+    SetTimer,
+    TimerKind,
+)
+from flowbus.engine.state import (
+    Compensating,
+    ErrorInfo,
+    InstanceState,
+    InstanceStatus,
+    StepState,
+    StepStatus,
+)
 from flowbus.expressions import ExpressionError, Template
 
 if TYPE_CHECKING:
@@ -22,6 +48,9 @@ if TYPE_CHECKING:
 
 EVENT_NAMESPACE = uuid.UUID("6f1c3c52-8d0e-4d59-a7a4-1f0b9a3e2c11")
 MAX_STEPS_PER_TRANSITION = 10_000
+# Errors in the definition itself: running the step again cannot fix them.
+NOT_RETRIED = frozenset({"ExpressionError", "ActionConfigError"})
+_LIVE = frozenset({StepStatus.RUNNING, StepStatus.WAITING, StepStatus.RETRYING})
 
 
 class EngineError(RuntimeError):
@@ -33,17 +62,33 @@ def event_id(instance_id: str, seq: int) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/{seq}"))
 
 
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision, as every flowbus event carries."""
+    if moment.tzinfo is None:
+        raise EngineError("times given to the engine must carry a time zone")
+    u = moment.astimezone(UTC)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
+
+
+class Follow(Enum):
+    """Continue by the step's own `next` (the default of `StepCall.complete`)."""
+
+    NEXT = "next"
+
+
 class Run:
     """The working copy of one transition. Owns `state`; collects `effects`."""
 
-    def __init__(self, definition: WorkflowDefinition, state: InstanceState, now: str) -> None:
+    def __init__(self, definition: WorkflowDefinition, state: InstanceState, now: datetime) -> None:
         from flowbus.steps.registry import STEP_TYPES
 
         self.definition = definition
         self.state = state
-        self.now = now
+        self.moment = now
+        self.now = rfc3339(now)
         self.effects: list[Effect] = []
         self._steps = definition.step_map()
+        self._branch_of = _branch_index(definition)
         self._step_types = STEP_TYPES
         self._ready: deque[str] = deque()
 
@@ -68,6 +113,33 @@ class Run:
             )
         )
 
+    def emit_step(self, step: StepModel, kind: str, **data: Any) -> None:
+        s = self.state.steps[step.id]
+        self.emit(
+            "steps",
+            f"flowbus.step.{kind}",
+            stepId=step.id,
+            stepType=step.type,
+            attempt=s.attempt,
+            **data,
+        )
+
+    def set_timer(
+        self, kind: TimerKind, after: timedelta | datetime, step: StepModel | None = None
+    ) -> None:
+        due = after if isinstance(after, datetime) else self.moment + after
+        attempt = self.state.steps[step.id].attempt if step is not None else None
+        self.effects.append(
+            SetTimer(
+                kind=kind,
+                due_at=rfc3339(due),
+                step_id=step.id if step else None,
+                attempt=attempt,
+            )
+        )
+        if step is not None:
+            self.state.steps[step.id].data["timers"] = True
+
     # -- scope --------------------------------------------------------------------------
 
     def scope(self) -> dict[str, Any]:
@@ -85,7 +157,7 @@ class Run:
             },
         }
 
-    # -- step lifecycle -----------------------------------------------------------------
+    # -- lookups ------------------------------------------------------------------------
 
     def step(self, step_id: str) -> StepModel:
         try:
@@ -96,6 +168,14 @@ class Run:
     def step_type(self, step: StepModel) -> StepType[Any]:
         return self._step_types[step.type]
 
+    def branch_of(self, step_id: str) -> tuple[str, str] | None:
+        return self._branch_of.get(step_id)
+
+    def call(self, step: StepModel) -> StepCall:
+        return StepCall(self, step)
+
+    # -- entering steps -----------------------------------------------------------------
+
     def schedule(self, step_id: str) -> None:
         self._ready.append(step_id)
 
@@ -103,6 +183,10 @@ class Run:
         """Enter ready steps until every active step waits on something outside."""
         entered = 0
         while self._ready and not self.state.status.is_final:
+            if self.state.status is InstanceStatus.PAUSED:
+                self.state.deferred.extend(self._ready)
+                self._ready.clear()
+                break
             entered += 1
             if entered > MAX_STEPS_PER_TRANSITION:
                 self.fail_instance(
@@ -112,24 +196,30 @@ class Run:
                     )
                 )
                 return
-            self._enter(self._ready.popleft())
+            self._enter(self._ready.popleft(), retry=False)
+        self._settle_status()
 
-    def _enter(self, step_id: str) -> None:
+    def retry(self, step_id: str) -> None:
+        """Enter a step again for its next try (a retry timer fired)."""
+        self._enter(step_id, retry=True)
+
+    def _enter(self, step_id: str, *, retry: bool) -> None:
         step = self.step(step_id)
         previous = self.state.steps.get(step_id)
         attempt = 1 if previous is None else previous.attempt + 1
+        tries = previous.tries + 1 if retry and previous is not None else 1
         self.state.steps[step_id] = StepState(
-            status=StepStatus.RUNNING, attempt=attempt, started_at=self.now
+            status=StepStatus.RUNNING, attempt=attempt, tries=tries, started_at=self.now
         )
         if step_id not in self.state.active:
             self.state.active.append(step_id)
-        self.emit(
-            "steps", "flowbus.step.started", stepId=step_id, stepType=step.type, attempt=attempt
-        )
+        self.emit_step(step, "started")
+        if step.timeout is not None:
+            self.set_timer("step_timeout", step.timeout, step)
         self.record(step, None)
-        self.step_type(step).enter(step, StepCall(self, step))
+        self.step_type(step).enter(step, self.call(step))
 
-    def record(self, step: StepModel, output: Any) -> None:
+    def record(self, step: StepModel, output: Any, step_input: Any = None) -> None:
         s = self.state.steps[step.id]
         self.effects.append(
             RecordAttempt(
@@ -139,11 +229,13 @@ class Run:
                 status=s.status.value,
                 started_at=s.started_at,
                 finished_at=s.finished_at,
-                input=None,
+                input=step_input,
                 output=output,
                 error=s.error.model_dump(mode="json") if s.error else None,
             )
         )
+
+    # -- leaving steps ------------------------------------------------------------------
 
     def resolve_next(self, step: StepModel) -> str | None:
         """The successor by the step's `next`: an id, or the first transition that holds."""
@@ -155,75 +247,365 @@ class Run:
                 return transition.to
         raise ExpressionError(f"no transition of step {step.id!r} matched and none is a default")
 
-    def complete_step(self, step: StepModel, output: Any, next_step: str | None) -> None:
+    def _leave(self, step: StepModel, status: StepStatus) -> StepState:
         s = self.state.steps[step.id]
-        s.status = StepStatus.COMPLETED
-        s.output = output
+        s.status = status
         s.finished_at = self.now
-        self.state.active.remove(step.id)
+        if step.id in self.state.active:
+            self.state.active.remove(step.id)
+        if s.data.pop("timers", False):
+            self.effects.append(CancelTimers(step_id=step.id))
+        return s
+
+    def complete_step(self, step: StepModel, output: Any, next_step: str | None) -> None:
+        s = self._leave(step, StepStatus.COMPLETED)
+        s.output = output
         self.state.completed.append(step.id)
-        self.emit(
-            "steps",
-            "flowbus.step.completed",
-            stepId=step.id,
-            stepType=step.type,
-            attempt=s.attempt,
-            output=output,
-        )
+        self.emit_step(step, "completed", output=output)
         self.record(step, output)
+        self._continue(step, next_step)
+
+    def _continue(self, step: StepModel, next_step: str | None) -> None:
         if next_step is not None:
             self.schedule(next_step)
+            return
+        branch = self.branch_of(step.id)
+        if branch is not None:
+            self._branch_ended(branch, None)
         elif not self.state.active and not self._ready:
             self.complete_instance()
 
     def fail_step(self, step: StepModel, error: ErrorInfo) -> None:
-        s = self.state.steps[step.id]
-        s.status = StepStatus.FAILED
+        """A try failed: retry it, route the failure, or fail upwards."""
+        s = self._leave(step, StepStatus.FAILED)
         s.error = error
-        s.finished_at = self.now
-        if step.id in self.state.active:
-            self.state.active.remove(step.id)
-        self.emit(
-            "steps",
-            "flowbus.step.failed",
-            stepId=step.id,
-            stepType=step.type,
-            attempt=s.attempt,
-            error=error.model_dump(mode="json"),
-        )
+        self.emit_step(step, "failed", error=error.model_dump(mode="json"))
         self.record(step, None)
-        self.fail_instance(error)
+        policy = self._retry_policy(step)
+        if policy is not None and s.tries < policy.max_attempts and self._retryable(policy, error):
+            delay = _jittered(policy, s.tries + 1, f"{self.state.id}/{step.id}/{s.attempt}")
+            s.status = StepStatus.RETRYING
+            self.state.active.append(step.id)
+            self.emit_step(
+                step,
+                "retrying",
+                nextTry=s.tries + 1,
+                maxAttempts=policy.max_attempts,
+                delaySeconds=delay.total_seconds(),
+                error=error.model_dump(mode="json"),
+            )
+            self.set_timer("retry", delay, step)
+            return
+        self._route_failure(step, error)
 
-    # -- instance lifecycle -------------------------------------------------------------
+    def _retry_policy(self, step: StepModel) -> RetryPolicy | None:
+        if step.retry_policy is not None:
+            return step.retry_policy
+        if step.on_failure is not None and step.on_failure.action == "retry":
+            return DEFAULT_RETRY
+        return None
+
+    @staticmethod
+    def _retryable(policy: RetryPolicy, error: ErrorInfo) -> bool:
+        if error.type in NOT_RETRIED:
+            return False
+        return policy.retries(error.type)
+
+    def _route_failure(self, step: StepModel, error: ErrorInfo) -> None:
+        handler = step.on_failure
+        if handler is not None:
+            target = handler.route(error.type, error.code)
+            if target is not None:
+                self.schedule(target)
+                return
+            if handler.action == "continue":
+                target = handler.next_step_id
+                if target is None:
+                    try:
+                        target = self.resolve_next(step)
+                    except ExpressionError as exc:
+                        error = ErrorInfo(type="ExpressionError", message=str(exc), step_id=step.id)
+                        self._fail_upwards(step, error)
+                        return
+                self._continue(step, target)
+                return
+        self._fail_upwards(step, error)
+
+    def _fail_upwards(self, step: StepModel, error: ErrorInfo) -> None:
+        branch = self.branch_of(step.id)
+        if branch is not None:
+            self._branch_ended(branch, error)
+        else:
+            self.fail_instance(error)
+
+    def cancel_step(self, step_id: str) -> None:
+        """Stop a live step (join, cancel, timeout): it cleans up after itself."""
+        step = self.step(step_id)
+        s = self.state.steps.get(step_id)
+        if s is None or s.status not in _LIVE:
+            return
+        self.step_type(step).on_cancel(step, self.call(step))
+        self._leave(step, StepStatus.CANCELLED)
+        self.emit_step(step, "cancelled")
+        self.record(step, None)
+
+    def _branch_ended(self, branch: tuple[str, str], error: ErrorInfo | None) -> None:
+        parallel_id, branch_id = branch
+        parallel = self.step(parallel_id)
+        s = self.state.steps.get(parallel_id)
+        if s is None or s.status not in _LIVE:
+            return
+        self.step_type(parallel).on_branch_ended(parallel, self.call(parallel), branch_id, error)
+
+    # -- the whole instance -------------------------------------------------------------
+
+    def _settle_status(self) -> None:
+        state = self.state
+        if state.status.is_final or state.status in (
+            InstanceStatus.PAUSED,
+            InstanceStatus.COMPENSATING,
+        ):
+            return
+        running = any(
+            state.steps[sid].status is StepStatus.RUNNING for sid in state.active
+        ) or bool(self._ready)
+        state.status = InstanceStatus.RUNNING if running else InstanceStatus.WAITING
 
     def complete_instance(self) -> None:
         output_template = self.definition.output
-        output = (
-            Template(output_template).render(self.scope())
-            if output_template is not None
-            else dict(self.state.variables)
-        )
-        self.state.status = InstanceStatus.COMPLETED
+        try:
+            output = (
+                output_template.render(self.scope())
+                if output_template is not None
+                else dict(self.state.variables)
+            )
+        except ExpressionError as exc:
+            self.fail_instance(ErrorInfo(type="ExpressionError", message=f"output: {exc}"))
+            return
         self.state.output = output
-        self.emit("instances", "flowbus.instance.completed", status="completed", output=output)
+        self._finish(InstanceStatus.COMPLETED, output=output)
 
     def fail_instance(self, error: ErrorInfo) -> None:
-        self.state.status = InstanceStatus.FAILED
-        self.state.error = error
+        self._stop_everything()
+        self._compensate_then_end(InstanceStatus.FAILED, error)
+
+    def cancel_instance(self, *, compensate: bool, reason: str | None) -> None:
+        self._stop_everything()
+        cause = ErrorInfo(type="Cancelled", message=reason or "cancelled by command")
+        if compensate:
+            self._compensate_then_end(InstanceStatus.CANCELLED, cause)
+        else:
+            self._finish(InstanceStatus.CANCELLED, error=cause)
+
+    def time_out_instance(self) -> None:
+        self._stop_everything()
+        timeout = self.definition.timeout
+        cause = ErrorInfo(type="TimeoutError", message=f"workflow timeout {timeout} elapsed")
+        self._compensate_then_end(InstanceStatus.TIMED_OUT, cause)
+
+    def _stop_everything(self) -> None:
+        for step_id in list(self.state.active):
+            self.cancel_step(step_id)
         self.state.active.clear()
+        self.state.deferred.clear()
         self._ready.clear()
+
+    # -- compensation (saga) ------------------------------------------------------------
+
+    def _compensate_then_end(self, ending: InstanceStatus, cause: ErrorInfo) -> None:
+        pending = [
+            step_id
+            for step_id in reversed(self.state.completed)
+            if self.step(step_id).compensate is not None
+            and self.state.steps[step_id].status is StepStatus.COMPLETED
+        ]
+        if not pending:
+            self._finish(ending, error=cause)
+            return
+        self.state.status = InstanceStatus.COMPENSATING
+        self.state.error = cause
+        self.state.compensation = Compensating(pending=pending, ending=ending, cause=cause)
         self.emit(
             "instances",
-            "flowbus.instance.failed",
-            status="failed",
-            error=error.model_dump(mode="json"),
+            "flowbus.instance.compensating",
+            status="compensating",
+            error=cause.model_dump(mode="json"),
+            steps=pending,
         )
+        self.compensate_next()
+
+    def compensate_next(self) -> None:
+        """Run compensations newest first; external ones continue on their result."""
+        comp = self.state.compensation
+        assert comp is not None
+        while comp.pending:
+            step = self.step(comp.pending[0])
+            assert step.compensate is not None
+            done = self._run_compensation(step, step.compensate)
+            if not done:
+                return
+        ending = comp.ending
+        final = ending if ending is InstanceStatus.TIMED_OUT else InstanceStatus.COMPENSATED
+        self.state.compensation = None
+        self._finish(final, error=comp.cause)
+
+    def _run_compensation(self, step: StepModel, compensation: Compensation) -> bool:
+        s = self.state.steps[step.id]
+        outcome = self.run_action(
+            step,
+            compensation.action,
+            compensation.config,
+            purpose="compensate",
+            key=f"{self.state.id}:{step.id}:compensate:{s.attempt}",
+        )
+        if outcome is _PENDING:
+            return False
+        if isinstance(outcome, ErrorInfo):
+            self.compensation_failed(step, outcome)
+            return False
+        self.compensated(step, outcome)
+        return True
+
+    def compensated(self, step: StepModel, output: Any) -> None:
+        comp = self.state.compensation
+        assert comp is not None
+        assert comp.pending[0] == step.id
+        comp.pending.pop(0)
+        s = self.state.steps[step.id]
+        s.status = StepStatus.COMPENSATED
+        self.emit_step(step, "compensated", output=output)
+        self.record(step, s.output)
+
+    def compensation_failed(self, step: StepModel, error: ErrorInfo) -> None:
+        comp = self.state.compensation
+        assert comp is not None
+        self.state.compensation = None
+        failure = ErrorInfo(
+            type="CompensationFailed",
+            message=f"compensation of step {step.id!r} failed: {error.message}",
+            step_id=step.id,
+            details={
+                "compensationError": error.model_dump(mode="json"),
+                "cause": comp.cause.model_dump(mode="json") if comp.cause else None,
+            },
+        )
+        self._finish(InstanceStatus.FAILED, error=failure)
+
+    def _finish(
+        self, status: InstanceStatus, *, output: Any = None, error: ErrorInfo | None = None
+    ) -> None:
+        state = self.state
+        state.status = status
+        if error is not None:
+            state.error = error
+        state.active.clear()
+        state.deferred.clear()
+        self._ready.clear()
+        self.effects.append(CancelTimers(step_id=None))
+        data: dict[str, Any] = {"status": status.value}
+        if status is InstanceStatus.COMPLETED:
+            data["output"] = output
+        else:
+            data["error"] = state.error.model_dump(mode="json") if state.error else None
+        self.emit("instances", f"flowbus.instance.{status.value}", **data)
+        if state.parent is not None:
+            self.effects.append(
+                NotifyParent(
+                    parent_id=state.parent.instance_id,
+                    step_id=state.parent.step_id,
+                    child_id=state.id,
+                    status=status.value,
+                    output=state.output,
+                    error=state.error.model_dump(mode="json") if state.error else None,
+                )
+            )
+
+    # -- actions ------------------------------------------------------------------------
+
+    def run_action(
+        self,
+        step: StepModel,
+        action_name: str,
+        config: Template,
+        *,
+        purpose: ActionPurpose,
+        key: str,
+    ) -> Any:
+        """Run an action for `step`: returns its output, an `ErrorInfo`, or `_PENDING` when
+        the shell runs it (the result arrives as an `ActionResult`)."""
+        action = ACTIONS[action_name]
+        scope = self.scope()
+        try:
+            rendered = config.render(scope)
+        except ExpressionError as exc:
+            return ErrorInfo(type="ExpressionError", message=str(exc), step_id=step.id)
+        try:
+            action.config_model.model_validate(rendered)
+        except ValidationError as exc:
+            return ErrorInfo(
+                type="ActionConfigError", message=validation_message(exc), step_id=step.id
+            )
+        attempt = self.state.steps[step.id].attempt
+        if not action.inline:
+            self.effects.append(
+                RunAction(
+                    step_id=step.id,
+                    attempt=attempt,
+                    action=action_name,
+                    config=rendered,
+                    idempotency_key=key,
+                    purpose=purpose,
+                )
+            )
+            return _PENDING
+        context = ActionContext(
+            instance_id=self.state.id,
+            workflow_id=self.state.workflow_id,
+            step_id=step.id,
+            attempt=attempt,
+            now=self.now,
+            idempotency_key=key,
+            new_event_id=self.next_event_id,
+        )
+        outcome = action.run_inline(rendered, context)
+        self.state.variables.update(outcome.variables)
+        self.effects.extend(outcome.effects)
+        return outcome.output
 
 
-class Follow(Enum):
-    """Continue by the step's own `next` (the default of `StepCall.complete`)."""
+_PENDING = object()
 
-    NEXT = "next"
+
+def validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _jittered(policy: RetryPolicy, attempt: int, seed: str) -> timedelta:
+    """The backoff before `attempt`, spread deterministically (the engine has no randomness)."""
+    base = policy.delay_before(attempt)
+    if policy.jitter <= 0:
+        return base
+    digest = hashlib.sha256(seed.encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    spread = 1 - policy.jitter + 2 * policy.jitter * fraction
+    return base * spread
+
+
+def _branch_index(definition: WorkflowDefinition) -> dict[str, tuple[str, str]]:
+    """Step id -> (parallel step id, branch id) for every step inside a parallel branch."""
+    index: dict[str, tuple[str, str]] = {}
+
+    def visit(steps: list[StepModel]) -> None:
+        for step in steps:
+            for branch_id, nested in step.branches():
+                for inner in nested:
+                    index.setdefault(inner.id, (step.id, branch_id))
+                visit(nested)
+
+    visit(list(definition.steps))
+    return index
 
 
 class StepCall:
@@ -240,11 +622,29 @@ class StepCall:
         return self._run.now
 
     @property
+    def moment(self) -> datetime:
+        return self._run.moment
+
+    @property
+    def instance_id(self) -> str:
+        return self._run.state.id
+
+    @property
+    def state(self) -> StepState:
+        return self._run.state.steps[self.step.id]
+
+    @property
     def attempt(self) -> int:
-        return self._run.state.steps[self.step.id].attempt
+        return self.state.attempt
 
     def scope(self) -> dict[str, Any]:
         return self._run.scope()
+
+    def render(self, template: Template, extra: dict[str, Any] | None = None) -> Any:
+        scope = self._run.scope()
+        if extra:
+            scope.update(extra)
+        return template.render(scope)
 
     def complete(self, output: Any, *, next_step: str | Follow | None = Follow.NEXT) -> None:
         """Finish the step; continue at `next_step`, or by the step's `next` if not given."""
@@ -262,50 +662,58 @@ class StepCall:
     def fail(self, error: ErrorInfo) -> None:
         self._run.fail_step(self.step, error)
 
-    def fail_with(self, error_type: str, message: str, code: str | None = None) -> None:
-        self.fail(ErrorInfo(type=error_type, message=message, code=code, step_id=self.step.id))
+    def fail_with(
+        self, error_type: str, message: str, code: str | None = None, details: Any = None
+    ) -> None:
+        self.fail(
+            ErrorInfo(
+                type=error_type, message=message, code=code, step_id=self.step.id, details=details
+            )
+        )
+
+    def wait(self) -> None:
+        """The step now waits for an input from outside (timer, event, child, decision)."""
+        self.state.status = StepStatus.WAITING
+
+    def set_timer(self, kind: TimerKind, after: timedelta | datetime) -> None:
+        self._run.set_timer(kind, after, self.step)
+
+    def add_effect(self, effect: Effect) -> None:
+        self._run.effects.append(effect)
+
+    def emit(self, channel: Channel, type: str, **data: Any) -> None:
+        self._run.emit(channel, type, stepId=self.step.id, **data)
 
     def run_action(self, action_name: str, config: Template) -> None:
-        """Run an action: inline ones now, external ones through the shell."""
-        run = self._run
-        action = ACTIONS[action_name]
-        try:
-            rendered = config.render(run.scope())
-        except ExpressionError as exc:
-            self.fail_with("ExpressionError", str(exc))
-            return
-        key = f"{run.state.id}:{self.step.id}:{self.attempt}"
-        if not action.inline:
-            run.effects.append(
-                RunAction(
-                    step_id=self.step.id,
-                    attempt=self.attempt,
-                    action=action_name,
-                    config=rendered,
-                    idempotency_key=key,
-                )
-            )
-            return
-        context = ActionContext(
-            instance_id=run.state.id,
-            workflow_id=run.state.workflow_id,
-            step_id=self.step.id,
-            attempt=self.attempt,
-            now=run.now,
-            idempotency_key=key,
-            new_event_id=run.next_event_id,
+        """Run the step's action: inline ones now, external ones through the shell."""
+        outcome = self._run.run_action(
+            self.step,
+            action_name,
+            config,
+            purpose="step",
+            key=f"{self.instance_id}:{self.step.id}:{self.attempt}",
         )
-        try:
-            outcome = action.run_inline(rendered, context)
-        except ValidationError as exc:
-            self.fail_with("ActionConfigError", _validation_message(exc))
+        if outcome is _PENDING:
             return
-        run.state.variables.update(outcome.variables)
-        run.effects.extend(outcome.effects)
-        self.complete(outcome.output)
+        if isinstance(outcome, ErrorInfo):
+            self.fail(outcome)
+        else:
+            self.complete(outcome)
 
+    def start_branch(self, first_step_id: str) -> None:
+        self._run.schedule(first_step_id)
 
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-    )
+    def cancel_steps(self, step_ids: list[str]) -> None:
+        for step_id in step_ids:
+            self._run.cancel_step(step_id)
+
+    def live_steps_in(self, branch_id: str) -> list[str]:
+        return [
+            sid
+            for sid in self._run.state.active
+            if self._run.branch_of(sid) == (self.step.id, branch_id)
+        ]
+
+    def output_of(self, step_id: str) -> Any:
+        s = self._run.state.steps.get(step_id)
+        return None if s is None or s.status is not StepStatus.COMPLETED else s.output

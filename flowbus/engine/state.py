@@ -39,6 +39,7 @@ _FINAL_INSTANCE = frozenset(
 class StepStatus(StrEnum):
     RUNNING = "running"
     WAITING = "waiting"
+    RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -62,11 +63,17 @@ class StepState(BaseModel):
     """The latest attempt of one step."""
 
     status: StepStatus
-    attempt: int = 1
+    attempt: int = Field(
+        1, description="Executions of this step so far, retries and loops included."
+    )
+    tries: int = Field(1, description="Attempts in the current entry (for the retry policy).")
     output: Any = None
     error: ErrorInfo | None = None
     started_at: str
     finished_at: str | None = None
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Bookkeeping of the step type (branches, child, ...)."
+    )
 
 
 class ParentLink(BaseModel):
@@ -76,6 +83,14 @@ class ParentLink(BaseModel):
 
     instance_id: str
     step_id: str
+
+
+class Compensating(BaseModel):
+    """Progress of a saga rollback: completed steps still to undo, newest first."""
+
+    pending: list[str]
+    ending: InstanceStatus
+    cause: ErrorInfo | None = None
 
 
 class InstanceState(BaseModel):
@@ -97,6 +112,10 @@ class InstanceState(BaseModel):
     )
     output: Any = None
     error: ErrorInfo | None = None
+    deferred: list[str] = Field(
+        default_factory=list, description="Steps to enter once the paused instance resumes."
+    )
+    compensation: Compensating | None = None
     seq: int = Field(0, description="Number of events emitted so far; event ids derive from it.")
     created_at: str
     updated_at: str

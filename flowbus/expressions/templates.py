@@ -124,12 +124,19 @@ class _List(_Node):
         return [node.render(scope) for node in self.nodes]
 
 
+def _literal(text: str, whole: str) -> str:
+    if "{{" in text:
+        raise TemplateError(f"unclosed placeholder in {whole!r}")
+    return text
+
+
 def _compile(value: Any, where: str) -> _Node:
     if isinstance(value, str):
         matches = list(_PLACEHOLDER.finditer(value))
         if not matches:
             if "{{" in value:
-                raise TemplateError(f"{where}: unclosed placeholder in {value!r}")
+                prefix = f"{where}: " if where else ""
+                raise TemplateError(f"{prefix}unclosed placeholder in {value!r}")
             return _Constant(value)
         try:
             if len(matches) == 1 and matches[0].span() == (0, len(value)):
@@ -138,13 +145,13 @@ def _compile(value: Any, where: str) -> _Node:
             cursor = 0
             for match in matches:
                 if match.start() > cursor:
-                    pieces.append(value[cursor : match.start()])
+                    pieces.append(_literal(value[cursor : match.start()], value))
                 pieces.append(_compile_path(match.group(1)))
                 cursor = match.end()
             if cursor < len(value):
-                pieces.append(value[cursor:])
+                pieces.append(_literal(value[cursor:], value))
         except TemplateError as exc:
-            raise TemplateError(f"{where}: {exc}") from None
+            raise TemplateError(f"{where}: {exc}" if where else str(exc)) from None
         return _Text(pieces)
     if isinstance(value, Mapping):
         return _Object(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from flowbus.actions.registry import ACTIONS
+from flowbus.actions.registry import check_action_config
 from flowbus.definitions.model import StepModel
 from flowbus.definitions.types import TemplateValue
 from flowbus.expressions import Template
@@ -27,19 +27,7 @@ class ActionStepModel(StepModel):
 
     @model_validator(mode="after")
     def _known_action_and_valid_config(self) -> ActionStepModel:
-        if self.action not in ACTIONS:
-            raise ValueError(f"unknown action {self.action!r}; known: {', '.join(sorted(ACTIONS))}")
-        raw: Any = self.config.source
-        if not isinstance(raw, dict):
-            raise ValueError("config must be an object")
-        try:
-            ACTIONS[self.action].config_model.model_validate(raw)
-        except ValidationError as exc:
-            details = "; ".join(
-                f"config.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise ValueError(details) from None
+        check_action_config(self.action, self.config.source)
         return self
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -140,6 +142,7 @@ def create_app(settings: Settings) -> FlowbusApp:
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
+        datadir=str(Path(tempfile.gettempdir()) / "flowbus-faust"),
         autodiscover=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -1,0 +1,239 @@
+"""`webhook` (alias `http`): call an HTTP endpoint from a workflow step.
+
+An external action: the shell runs it outside any database transaction. Its output is
+`{"status", "headers", "body"}`; a failed call raises an `ActionFailed` subclass whose
+`to_error_info()` becomes the step's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Annotated, Any, ClassVar, Literal
+
+import httpx
+import orjson
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from flowbus import __version__
+from flowbus.actions.base import ActionConfig, ActionContext, ActionType
+from flowbus.engine.state import ErrorInfo
+
+BODY_LIMIT = 64 * 1024
+"""Bytes of a response body kept in the step's output."""
+ERROR_BODY_LIMIT = 4 * 1024
+"""Bytes of a failed response's body kept in the error details."""
+
+_OUTPUT_HEADERS = ("content-type", "location")
+
+QueryValue = str | int | float | bool
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
+
+class WebhookConfig(ActionConfig):
+    """Settings of one HTTP call. Strings may hold `{{ path }}` templates."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    url: str = Field(
+        description="http:// or https:// URL. It may start with a placeholder, in which "
+        "case the scheme is checked once the placeholder is rendered."
+    )
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request headers; an `Idempotency-Key` here replaces the engine's.",
+    )
+    body: Any = Field(None, description="Sent as JSON; null or absent sends no body.")
+    query: dict[str, QueryValue | list[QueryValue]] | None = Field(
+        None, description="Query parameters, merged over those already in the URL."
+    )
+    timeout: float = Field(10.0, gt=0, le=300, description="Seconds for the whole call.")
+    expect_status: list[StatusCode] | None = Field(
+        None,
+        alias="expectStatus",
+        min_length=1,
+        description="Statuses that count as success; any 2xx when absent.",
+    )
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_case_method(cls, method: Any) -> Any:
+        return method.upper() if isinstance(method, str) else method
+
+    @field_validator("url")
+    @classmethod
+    def _http_or_https(cls, url: str) -> str:
+        if not url.startswith("{{") and not url.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url
+
+
+class ActionFailed(Exception):
+    """An external action failed in a way the workflow may route on (`onError`, retry)."""
+
+    error_type: ClassVar[str] = "ActionFailed"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.details = details
+
+    def to_error_info(self, step_id: str | None = None) -> ErrorInfo:
+        """The step error this failure records."""
+        return ErrorInfo(
+            type=self.error_type,
+            message=self.message,
+            code=self.code,
+            step_id=step_id,
+            details=self.details,
+        )
+
+
+class ActionConfigError(ActionFailed):
+    """The rendered config is not valid (a template produced a wrong value)."""
+
+    error_type = "ActionConfigError"
+
+
+class HttpStatusError(ActionFailed):
+    """The endpoint answered with a status that does not count as success."""
+
+    error_type = "HttpError"
+
+
+class HttpTimeoutError(ActionFailed):
+    """No complete response within the configured timeout."""
+
+    error_type = "TimeoutError"
+
+
+class HttpConnectionError(ActionFailed):
+    """The request could not be delivered or its response not read."""
+
+    error_type = "ConnectionError"
+
+
+class Webhook(ActionType):
+    """Send one HTTP request with a JSON body; the response becomes the step's output.
+
+    Every request carries `Idempotency-Key: <context.idempotency_key>`, the same for a
+    repeated run of one attempt, so the endpoint can drop duplicates; a key set in the
+    config's `headers` replaces it. Redirects are not followed and cookies are not kept.
+    """
+
+    name = "webhook"
+    config_model = WebhookConfig
+    inline = False
+
+    def __init__(self) -> None:
+        self._http: httpx.AsyncClient | None = None
+
+    async def execute(self, config: dict[str, Any], context: ActionContext) -> Any:
+        cfg = _validated(config)
+        try:
+            url = httpx.URL(cfg.url)
+        except httpx.InvalidURL:
+            url = httpx.URL()
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ActionConfigError("url: must be an http:// or https:// URL with a host")
+        if cfg.query:
+            url = url.copy_merge_params(cfg.query)
+        where = f"{cfg.method} {url.copy_with(query=None, fragment=None, userinfo=b'')}"
+        headers = httpx.Headers(
+            {"User-Agent": f"flowbus/{__version__}", "Idempotency-Key": context.idempotency_key}
+        )
+        headers.update(cfg.headers)
+        request = self._client().build_request(
+            cfg.method, url, headers=headers, json=cfg.body, timeout=cfg.timeout
+        )
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                response, content = await self._send(request)
+        except (httpx.TimeoutException, TimeoutError):
+            raise HttpTimeoutError(f"{where}: no response within {cfg.timeout:g}s") from None
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise HttpConnectionError(f"{where}: {reason}") from None
+
+        expected = cfg.expect_status
+        succeeded = response.status_code in expected if expected else response.is_success
+        if not succeeded:
+            wanted = ", ".join(map(str, expected)) if expected else "2xx"
+            raise HttpStatusError(
+                f"{where} answered {response.status_code}, expected {wanted}",
+                code=str(response.status_code),
+                details={
+                    "status": response.status_code,
+                    "body": _text(response, content[:ERROR_BODY_LIMIT]),
+                },
+            )
+        return {
+            "status": response.status_code,
+            "headers": {
+                name: response.headers[name] for name in _OUTPUT_HEADERS if name in response.headers
+            },
+            "body": _body(response, content),
+        }
+
+    async def aclose(self) -> None:
+        """Close the pooled connections; the next call opens new ones."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            # One pool shared by every workflow instance: keep no cookies between them.
+            no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+            self._http = httpx.AsyncClient(cookies=no_cookies)
+        return self._http
+
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes]:
+        """Send and read the body up to one byte past `BODY_LIMIT`, to tell it was cut."""
+        response = await self._client().send(request, stream=True)
+        content = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > BODY_LIMIT:
+                    break
+        finally:
+            await response.aclose()
+        return response, bytes(content[: BODY_LIMIT + 1])
+
+
+class Http(Webhook):
+    """`http`: the same action as `webhook` under another name."""
+
+    name = "http"
+
+
+def _validated(config: dict[str, Any]) -> WebhookConfig:
+    try:
+        return WebhookConfig.model_validate(config)
+    except ValidationError as exc:
+        # Only locations and messages: input values may hold secrets (header values).
+        raise ActionConfigError(
+            "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors()
+            )
+        ) from None
+
+
+def _text(response: httpx.Response, content: bytes) -> str:
+    return content.decode(response.encoding or "utf-8", errors="replace")
+
+
+def _body(response: httpx.Response, content: bytes) -> Any:
+    """Parsed JSON for a complete JSON response, else the (possibly truncated) text."""
+    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    if is_json and len(content) <= BODY_LIMIT:
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return _text(response, content[:BODY_LIMIT])
