@@ -10,7 +10,16 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from flowbus.definitions.model import Trigger, WorkflowDefinition
+from flowbus.expressions import Path, PathError
 from flowbus.matching.index import TriggerIndex
+
+
+@dataclass(frozen=True, slots=True)
+class WaitProbe:
+    """What a waiting step listens for: events of `event_type` on a topic, keyed by `match`."""
+
+    event_type: str | None
+    match: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,7 @@ class DefinitionCatalog:
         self._validators: dict[tuple[str, int], Draft202012Validator | None] = {}
         self._active: list[WorkflowDefinition] = []
         self._index: TriggerIndex[tuple[int, int]] = TriggerIndex([])
+        self._probes: dict[str, list[WaitProbe]] = {}
         self.replace_active(active)
 
     def replace_active(self, active: Iterable[WorkflowDefinition]) -> None:
@@ -71,6 +81,27 @@ class DefinitionCatalog:
             matches.append(TriggerMatch(definition, definition.triggers[t_index]))
         return matches
 
+    def set_wait_probes(self, documents: Iterable[dict[str, Any]]) -> None:
+        """Collect what every stored version's event waits listen for (running instances
+        may be on any version)."""
+        found: dict[str, dict[tuple[str | None, str], WaitProbe]] = {}
+        for document in documents:
+            for step in _all_steps(document.get("steps", [])):
+                event = step.get("event") if step.get("type") == "wait" else None
+                if not isinstance(event, dict) or not isinstance(event.get("match"), str):
+                    continue
+                try:
+                    probe = WaitProbe(event.get("type"), Path(event["match"]))
+                except PathError:
+                    continue
+                found.setdefault(str(event.get("topic")), {})[
+                    (probe.event_type, probe.match.source)
+                ] = probe
+        self._probes = {topic: list(probes.values()) for topic, probes in found.items()}
+
+    def probes(self, topic: str) -> list[WaitProbe]:
+        return self._probes.get(topic, [])
+
     def input_errors(self, definition: WorkflowDefinition, value: Any) -> list[str]:
         """Violations of the definition's input schema (compiled once per version)."""
         key = (definition.id, definition.version or 0)
@@ -84,3 +115,12 @@ class DefinitionCatalog:
             f"{'/'.join(str(p) for p in error.absolute_path) or '<input>'}: {error.message}"
             for error in validator.iter_errors(value)
         ]
+
+
+def _all_steps(steps: Any) -> Iterable[dict[str, Any]]:
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict):
+            yield step
+            for branch in step.get("branches", []) or []:
+                if isinstance(branch, dict):
+                    yield from _all_steps(branch.get("steps"))

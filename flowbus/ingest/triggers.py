@@ -1,17 +1,17 @@
-"""Domain events in, instances out: one PostgreSQL transaction per consumed batch.
+"""Domain events in: one PostgreSQL transaction per consumed batch.
 
-For each record: read it as an event (or dead-letter it with the reason), find the
-workflows whose triggers match, map the event to each workflow's input, validate it,
-and start an instance. The instance id derives from the event's identity and the
-workflow, and applied offsets are stored in the same transaction, so a redelivered
-record changes nothing.
+For each record: read it as an event (or dead-letter it with the reason); start every
+workflow whose trigger matches (mapping the event to the workflow's input and validating
+it); and hand it to every step waiting for it (or keep it a while for a wait that is about
+to start). Instance ids derive from the event's identity and the workflow, and applied
+offsets are stored in the same transaction, so a redelivered record changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +19,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog, TriggerMatch
-from flowbus.engine import core
-from flowbus.engine.core import Transition
+from flowbus.engine.inputs import EngineInput, EventReceived
+from flowbus.engine.run import rfc3339
 from flowbus.envelope import BadEvent, DomainEvent, parse_record
 from flowbus.expressions import PathError
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.outbox.writer import OutboxBatch
-from flowbus.store.instances import insert_new, instance_row
+from flowbus.service.unit_of_work import StartRequest, UnitOfWork, WorkReport
 from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
-from flowbus.store.transitions import save_effects
 
 log = structlog.get_logger(__name__)
 
@@ -49,11 +48,14 @@ class BatchReport:
 
     consumed: int = 0
     skipped: int = 0
-    started: int = 0
-    duplicates: int = 0
     dead_lettered: int = 0
     unmatched: int = 0
-    started_ids: list[str] = field(default_factory=list)
+    buffered: int = 0
+    work: WorkReport | None = None
+
+    @property
+    def started(self) -> int:
+        return len(self.work.started) if self.work else 0
 
 
 def workflow_input(match: TriggerMatch, document: dict[str, Any]) -> Any:
@@ -65,6 +67,31 @@ def workflow_input(match: TriggerMatch, document: dict[str, Any]) -> Any:
         return transform.expression.search(document)
     except PathError as exc:
         raise StartRefused(f"transform failed: {exc}") from None
+
+
+def dead_letter(
+    outbox: OutboxBatch,
+    record: ConsumedRecord,
+    at: str,
+    reason: str,
+    definition_id: str | None = None,
+) -> None:
+    """Send a record to the dead-letter topic with the reason (stable id per record)."""
+    position = record.describe()
+    key = record.key.decode("utf-8", errors="replace") if record.key else None
+    outbox.dead_letter(
+        identity=f"{record.topic}:{record.partition}:{record.offset}:{definition_id or ''}",
+        time=at,
+        key=key,
+        data={
+            "reason": reason,
+            "definitionId": definition_id,
+            **position,
+            "key": key,
+            "value": record.value_text(),
+        },
+    )
+    log.warning("event.dead_lettered", reason=reason, definition_id=definition_id, **position)
 
 
 class TriggerIngest:
@@ -92,14 +119,16 @@ class TriggerIngest:
     async def _apply(self, conn: AsyncConnection, records: Sequence[ConsumedRecord]) -> BatchReport:
         report = BatchReport(consumed=len(records))
         now = self._clock()
-        at = core.rfc3339(now)
+        at = rfc3339(now)
         catalog = self._catalog()
         outbox = self._new_outbox()
+        work = UnitOfWork(conn, catalog, outbox, now)
         positions = await lock_positions(
             conn, self._group, {(r.topic, r.partition) for r in records}
         )
         advanced: dict[TopicPartition, int] = {}
-        starts: list[tuple[Transition, DomainEvent]] = []
+        starts: list[StartRequest] = []
+        probes: list[tuple[str, str | None, str, str, dict[str, Any]]] = []
         for record in records:
             tp = (record.topic, record.partition)
             if record.offset < positions.get(tp, 0):
@@ -116,75 +145,78 @@ class TriggerIngest:
                     record.headers,
                 )
             except BadEvent as exc:
-                self._dead_letter(outbox, record, at, str(exc), report)
+                dead_letter(outbox, record, at, str(exc))
+                report.dead_lettered += 1
                 continue
             document = event.match_document()
+            for probe in catalog.probes(event.topic):
+                if probe.event_type not in (None, event.type):
+                    continue
+                try:
+                    key = probe.match.search(document)
+                except PathError:
+                    continue
+                if isinstance(key, str | int | float) and not isinstance(key, bool):
+                    probes.append(
+                        (event.topic, probe.event_type, probe.match.source, str(key), document)
+                    )
             matches = catalog.match(document)
             if not matches:
                 report.unmatched += 1
-                continue
             for match in matches:
                 try:
-                    transition = self._start(catalog, match, event, document, now)
+                    starts.append(self._start_request(catalog, match, event, document))
                 except StartRefused as exc:
-                    self._dead_letter(outbox, record, at, str(exc), report, match.definition.id)
-                    continue
-                starts.append((transition, event))
-        rows = [instance_row(t.state, trigger_event_id=e.id) for t, e in starts]
-        inserted = await insert_new(conn, rows)
-        fresh = [t for t, _ in starts if t.state.id in inserted]
-        report.started = len(fresh)
-        report.duplicates = len(starts) - len(fresh)
-        report.started_ids = [t.state.id for t in fresh]
-        await save_effects(conn, fresh, outbox)
-        await outbox.flush(conn)
+                    dead_letter(outbox, record, at, str(exc), match.definition.id)
+                    report.dead_lettered += 1
+        if starts:
+            await work.start(starts)
+        if probes:
+            report.buffered = await self._deliver_to_waits(work, probes)
+        report.work = await work.flush()
         await advance_positions(conn, self._group, advanced)
         return report
 
-    def _start(
+    async def _deliver_to_waits(
+        self, work: UnitOfWork, probes: list[tuple[str, str | None, str, str, dict[str, Any]]]
+    ) -> int:
+        waiting = await work.waiting_for([(t, et, m, k) for t, et, m, k, _ in probes])
+        deliveries: list[tuple[str, EngineInput]] = []
+        buffered = 0
+        taken: set[tuple[str, str]] = set()
+        for topic, _, match, key, document in probes:
+            hits = [
+                (instance_id, step_id)
+                for instance_id, step_id, wanted in waiting.get((topic, match, key), [])
+                if wanted in (None, document.get("type")) and (instance_id, step_id) not in taken
+            ]
+            if not hits:
+                await work.buffer_event(topic, document.get("type"), match, key, document)
+                buffered += 1
+                continue
+            for instance_id, step_id in hits:
+                taken.add((instance_id, step_id))
+                deliveries.append((instance_id, EventReceived(step_id=step_id, event=document)))
+        if deliveries:
+            await work.deliver(deliveries)
+        return buffered
+
+    def _start_request(
         self,
         catalog: DefinitionCatalog,
         match: TriggerMatch,
         event: DomainEvent,
         document: dict[str, Any],
-        now: datetime,
-    ) -> Transition:
+    ) -> StartRequest:
         definition = match.definition
         value = workflow_input(match, document)
         problems = catalog.input_errors(definition, value)
         if problems:
             raise StartRefused("input does not match inputSchema: " + "; ".join(problems))
-        return core.start(
-            definition,
+        return StartRequest(
+            definition=definition,
             instance_id=instance_id_for(event, definition.id),
             input=value,
             trigger=document,
-            now=now,
+            trigger_event_id=event.id,
         )
-
-    def _dead_letter(
-        self,
-        outbox: OutboxBatch,
-        record: ConsumedRecord,
-        at: str,
-        reason: str,
-        report: BatchReport,
-        definition_id: str | None = None,
-    ) -> None:
-        report.dead_lettered += 1
-        position = record.describe()
-        identity = f"{record.topic}:{record.partition}:{record.offset}:{definition_id or ''}"
-        data = {
-            "reason": reason,
-            "definitionId": definition_id,
-            **position,
-            "key": record.key.decode("utf-8", errors="replace") if record.key else None,
-            "value": record.value_text(),
-        }
-        outbox.dead_letter(
-            identity=identity,
-            time=at,
-            key=record.key.decode("utf-8", errors="replace") if record.key else None,
-            data=data,
-        )
-        log.warning("event.dead_lettered", reason=reason, definition_id=definition_id, **position)

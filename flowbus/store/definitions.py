@@ -39,26 +39,28 @@ async def save_definition(
 ) -> tuple[WorkflowDefinition, bool]:
     """Store a definition. Returns the stored version and whether it is new.
 
-    With no version: the same content as the latest version is a no-op, anything else
-    becomes latest + 1. With a version: storing the same content again is a no-op, and
+    With no version: content already stored under some version is a no-op, anything
+    else becomes latest + 1. With a version: storing the same content again is a no-op, and
     different content under a stored version is refused (`DefinitionConflict`).
     """
     document = canonical_document(definition)
     digest = checksum(document)
     # Serialize concurrent applies of the same workflow (several workers at start-up).
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(definition.id))))
-    latest = (
+    stored = (
         await conn.execute(
             select(defs.c.version, defs.c.checksum)
             .where(defs.c.workflow_id == definition.id)
             .order_by(defs.c.version.desc())
-            .limit(1)
         )
-    ).first()
+    ).all()
     if definition.version is None:
-        if latest is not None and latest.checksum == digest:
-            return definition.model_copy(update={"version": latest.version}), False
-        version = 1 if latest is None else latest.version + 1
+        # Content stored before (under any version) is not stored again: re-applying an
+        # old file must not turn back the latest version.
+        for row in stored:
+            if row.checksum == digest:
+                return definition.model_copy(update={"version": row.version}), False
+        version = 1 if not stored else stored[0].version + 1
     else:
         version = definition.version
         existing = (
@@ -127,3 +129,9 @@ async def set_deprecated(
     )
     await conn.execute(select(func.pg_notify("flowbus_definitions", workflow_id)))
     return bool(result.rowcount)
+
+
+async def all_documents(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every stored version's document (for what running instances may wait on)."""
+    rows = await conn.execute(select(defs.c.document))
+    return [row.document for row in rows]

@@ -97,7 +97,7 @@ timers = Table(
     Column("locked_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_timers_due", "due_at"),
-    Index("ix_timers_instance", "instance_id"),
+    Index("ix_timers_instance_step", "instance_id", "step_id"),
 )
 
 outbox = Table(
@@ -129,4 +129,33 @@ applied_inputs = Table(
     Column("input_key", Text, primary_key=True),
     Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_applied_inputs_applied_at", "applied_at"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("instance_id", UUID(as_uuid=False), nullable=False),
+    Column("step_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("event_type", Text),
+    Column("match", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("instance_id", "step_id"),
+    Index("ix_subscriptions_lookup", "topic", "match", "key"),
+)
+
+event_buffer = Table(
+    "event_buffer",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("topic", Text, nullable=False),
+    Column("event_type", Text),
+    Column("match", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("event", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_event_buffer_lookup", "topic", "match", "key"),
+    Index("ix_event_buffer_expires", "expires_at"),
 )

@@ -1,12 +1,13 @@
-"""The worker: a faust app whose agents apply consumed batches, plus the outbox relay and
-the definition watcher running beside them."""
+"""The worker: a faust app whose agents apply consumed batches, with the outbox relay, the
+timer poller, the action runner and the definition watcher running beside them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,17 +21,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
+from flowbus.definitions.loader import load_path
+from flowbus.engine.run import rfc3339
+from flowbus.ingest.commands import CommandIngest
 from flowbus.ingest.records import ConsumedRecord
-from flowbus.ingest.triggers import TriggerIngest
+from flowbus.ingest.triggers import TriggerIngest, dead_letter
 from flowbus.outbox.relay import OutboxRelay, asyncpg_dsn
 from flowbus.outbox.writer import OutboxBatch
+from flowbus.service.action_runner import ActionRunner
+from flowbus.service.unit_of_work import WorkReport
 from flowbus.store.database import create_engine, current_revision, head_revision
-from flowbus.store.definitions import active_definitions
+from flowbus.store.definitions import active_definitions, all_documents, save_definition
+from flowbus.store.offsets import advance_positions, lock_positions
+from flowbus.timers.poller import TimerPoller
 
 log = structlog.get_logger(__name__)
 
 DEFINITIONS_CHANNEL = "flowbus_definitions"
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+TRANSIENT = (OperationalError, DBAPIError, OSError, asyncpg.PostgresConnectionError)
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -38,7 +47,7 @@ class SchemaNotCurrent(RuntimeError):
 
 
 class WorkerRuntime:
-    """What one worker process holds: database engine, definitions, relay, ingest."""
+    """What one worker process holds: database engine, definitions and the loops."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -50,15 +59,33 @@ class WorkerRuntime:
             batch_size=settings.worker.relay_batch_size,
             poll_interval=settings.worker.relay_poll_interval,
         )
-        self.ingest = TriggerIngest(
+        shared: dict[str, Any] = {
+            "catalog": lambda: self.catalog,
+            "outbox": self.new_outbox,
+        }
+        self.triggers = TriggerIngest(self.engine, consumer_group=settings.consumer_group, **shared)
+        self.commands = CommandIngest(self.engine, consumer_group=settings.consumer_group, **shared)
+        self.timers = TimerPoller(
             self.engine,
-            catalog=lambda: self.catalog,
-            outbox=self.new_outbox,
-            consumer_group=settings.consumer_group,
+            batch_size=settings.worker.timer_batch_size,
+            interval=settings.worker.timer_poll_interval,
+            on_work=self.after_work,
+            **shared,
         )
+        self.actions = ActionRunner(self.engine, on_work=self.after_work, **shared)
 
     def new_outbox(self) -> OutboxBatch:
         return OutboxBatch(source=self.settings.deployment, topics=self.settings.topics)
+
+    def after_work(self, report: WorkReport | None) -> None:
+        """Wake the loops that have new work after a commit."""
+        self.relay.wake()
+        if report is None:
+            return
+        if report.timers_set or report.inbox_sent:
+            self.timers.wake()
+        if report.actions_queued:
+            self.actions.wake()
 
     async def check_schema(self) -> None:
         have, want = await current_revision(self.engine), head_revision()
@@ -68,55 +95,107 @@ class WorkerRuntime:
                 "run `flowbus migrate`"
             )
 
+    async def apply_workflows_dir(self) -> None:
+        """Store the definitions of `workflows_dir` (new versions only when they changed)."""
+        directory = self.settings.workflows_dir
+        if not directory.exists():
+            return
+        for definition in load_path(directory):
+            async with self.engine.begin() as conn:
+                await save_definition(conn, definition)
+
     async def reload_definitions(self) -> None:
         async with self.engine.connect() as conn:
             active = await active_definitions(conn)
+            documents = await all_documents(conn)
         self.catalog.replace_active(active)
+        self.catalog.set_wait_probes(documents)
         log.info("definitions.loaded", workflows=[f"{d.id}@v{d.version}" for d in active])
 
     async def watch_definitions(self) -> None:
         """Reload when any worker or the CLI stores a definition (LISTEN/NOTIFY)."""
         while True:
+            conn: Any = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
+            changed = asyncio.Event()
+            await conn.add_listener(DEFINITIONS_CHANNEL, _setter(changed))
             try:
-                conn: Any = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                changed = asyncio.Event()
-                await conn.add_listener(DEFINITIONS_CHANNEL, _setter(changed))
-                try:
+                await self.reload_definitions()
+                while True:
+                    await changed.wait()
+                    changed.clear()
                     await self.reload_definitions()
-                    while True:
-                        await changed.wait()
-                        changed.clear()
-                        await self.reload_definitions()
-                finally:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close())
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("definitions.watch_interrupted", error=str(exc))
-                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(conn.close())
 
-    async def apply_batch(self, records: list[ConsumedRecord]) -> None:
-        """Apply a batch, retrying while the database is unreachable; never drop it."""
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+    async def apply_batch(
+        self,
+        records: list[ConsumedRecord],
+        apply: Callable[[Sequence[ConsumedRecord]], Awaitable[Any]],
+    ) -> None:
+        """Apply a batch and never let an error escape: faust would ack it anyway.
+
+        While the database is unreachable the batch is retried. Any other failure splits
+        the batch; a record that fails on its own is dead-lettered with the error, so a
+        poisonous record cannot hold up its partition.
+        """
+        attempt = 0
+        while True:
             try:
-                report = await self.ingest.apply(records)
-            except (OperationalError, DBAPIError, OSError) as exc:
-                if delay is None:
-                    delay = RETRY_DELAYS[-1]
-                log.warning("batch.retry", error=str(exc).splitlines()[0], attempt=attempt + 1)
+                result = await apply(records)
+            except TRANSIENT as exc:
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                attempt += 1
+                log.warning("batch.retry", error=str(exc).splitlines()[0], attempt=attempt)
                 await asyncio.sleep(delay)
                 continue
-            if report.started or report.dead_lettered:
-                self.relay.wake()
-            log.debug(
-                "batch.applied",
-                consumed=report.consumed,
-                started=report.started,
-                skipped=report.skipped,
-                duplicates=report.duplicates,
-                dead_lettered=report.dead_lettered,
-            )
+            except Exception:
+                if len(records) > 1:
+                    for record in records:
+                        await self.apply_batch([record], apply)
+                    return
+                log.exception("batch.record_failed", **records[0].describe())
+                await self._dead_letter_alone(records[0])
+                return
+            self.after_work(result if isinstance(result, WorkReport) else result.work)
             return
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _dead_letter_alone(self, record: ConsumedRecord) -> None:
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    tp = (record.topic, record.partition)
+                    positions = await lock_positions(conn, self.settings.consumer_group, [tp])
+                    if record.offset < positions.get(tp, 0):
+                        return
+                    outbox = self.new_outbox()
+                    dead_letter(
+                        outbox,
+                        record,
+                        rfc3339(datetime.now(UTC)),
+                        "internal error while applying the event; see the worker log",
+                    )
+                    await outbox.flush(conn)
+                    await advance_positions(
+                        conn, self.settings.consumer_group, {tp: record.offset + 1}
+                    )
+                self.relay.wake()
+                return
+            except TRANSIENT as exc:
+                log.warning("batch.retry", error=str(exc).splitlines()[0])
+                await asyncio.sleep(1.0)
+
+
+async def guarded(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop forever: an escaping error would stop the whole worker."""
+    while True:
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("loop.restarting", loop=name, error=str(exc).splitlines()[0])
+            await asyncio.sleep(1.0)
 
 
 def _setter(event: asyncio.Event) -> Any:
@@ -131,6 +210,7 @@ class FlowbusApp(faust.App):
     async def on_first_start(self) -> None:
         await super().on_first_start()
         await self.runtime.check_schema()
+        await self.runtime.apply_workflows_dir()
         await self.runtime.reload_definitions()
 
 
@@ -154,31 +234,43 @@ def create_app(settings: Settings) -> FlowbusApp:
         broker_heartbeat_interval=1.0,
     )
     runtime = app.runtime = WorkerRuntime(settings)
-    source = app.topic(*settings.source_topics, key_type=bytes, value_type=bytes)
+    batch_size, window = settings.worker.batch_size, settings.worker.batch_window
 
-    async def ingest(stream: StreamT[bytes]) -> None:
-        async for events in cast(Stream[bytes], stream).take_events(
-            settings.worker.batch_size, within=settings.worker.batch_window
-        ):
-            await runtime.apply_batch([_record(event) for event in events])
+    def consume(
+        topics: list[str], name: str, apply: Callable[[Sequence[ConsumedRecord]], Awaitable[Any]]
+    ) -> None:
+        source = app.topic(*topics, key_type=bytes, value_type=bytes)
 
-    app.agent(source, name="flowbus.ingest")(ingest)
+        async def agent(stream: StreamT[bytes]) -> None:
+            async for events in cast(Stream[bytes], stream).take_events(batch_size, within=window):
+                await runtime.apply_batch([_record(event) for event in events], apply)
 
-    async def relay() -> None:
-        await runtime.relay.run()
+        app.agent(source, name=name)(agent)
 
-    async def watch() -> None:
-        await runtime.watch_definitions()
+    consume(list(settings.source_topics), "flowbus.ingest", runtime.triggers.apply)
+    consume([settings.topics.commands], "flowbus.commands", runtime.commands.apply)
 
-    app.task(relay)
-    app.task(watch)
+    for name, loop in (
+        ("relay", runtime.relay.run),
+        ("definitions", runtime.watch_definitions),
+        ("timers", runtime.timers.run),
+        ("actions", runtime.actions.run),
+    ):
+        app.task(_task(name, loop))
 
     async def assigned(sender: Any, *_: Any, signal: Any, **kwargs: Any) -> None:
         log.info("worker.partitions_assigned", partitions=len(kwargs.get("assigned", ())))
 
     app.on_partitions_assigned.connect(cast(Any, assigned))
-
     return app
+
+
+def _task(name: str, loop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def task() -> None:
+        await guarded(name, loop)
+
+    task.__name__ = f"flowbus_{name}"
+    return task
 
 
 def _record(event: EventT[Any]) -> ConsumedRecord:
