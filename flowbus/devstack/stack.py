@@ -8,7 +8,7 @@ import structlog
 
 from flowbus.config import Settings
 from flowbus.definitions.loader import load_path
-from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.model import Compensation, WorkflowDefinition
 from flowbus.steps.action import ActionStepModel
 from flowbus.store.database import create_engine, migrate
 from flowbus.store.definitions import save_definition
@@ -18,17 +18,20 @@ log = structlog.get_logger(__name__)
 
 
 def sink_topics(definitions: list[WorkflowDefinition]) -> list[str]:
-    """Fixed topics that `send_event` steps publish to (created up front in development)."""
+    """Fixed topics that `send_event` actions and compensations publish to (created up front
+    in development)."""
     names: set[str] = set()
     for definition in definitions:
-        for step in definition.steps:
-            if isinstance(step, ActionStepModel) and step.action == "send_event":
-                topic = (
-                    step.config.source.get("topic")
-                    if isinstance(step.config.source, dict)
-                    else None
-                )
-                if isinstance(topic, str) and "{{" not in topic:
+        for step in definition.step_map().values():
+            calls: list[ActionStepModel | Compensation] = []
+            if isinstance(step, ActionStepModel):
+                calls.append(step)
+            if step.compensate is not None:
+                calls.append(step.compensate)
+            for call in calls:
+                config = call.config.source
+                topic = config.get("topic") if isinstance(config, dict) else None
+                if call.action == "send_event" and isinstance(topic, str) and "{{" not in topic:
                     names.add(topic)
     return sorted(names)
 

@@ -58,8 +58,13 @@ class EngineError(RuntimeError):
 
 
 def event_id(instance_id: str, seq: int) -> str:
-    """Stable id of the `seq`-th event of an instance: the same on every replay."""
+    """Stable id of the `seq`-th outcome event of an instance: the same on every replay."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/{seq}"))
+
+
+def published_event_id(instance_id: str, n: int) -> str:
+    """Stable id of the `n`-th event an instance's actions published."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/published/{n}"))
 
 
 def rfc3339(moment: datetime) -> str:
@@ -97,6 +102,10 @@ class Run:
     def next_event_id(self) -> str:
         self.state.seq += 1
         return event_id(self.state.id, self.state.seq)
+
+    def next_published_id(self) -> str:
+        self.state.published += 1
+        return published_event_id(self.state.id, self.state.published)
 
     def emit(self, channel: Channel, type: str, **data: Any) -> None:
         payload = {
@@ -187,6 +196,9 @@ class Run:
                 self.state.deferred.extend(self._ready)
                 self._ready.clear()
                 break
+            step_id = self._ready.popleft()
+            if not self._branch_open(step_id):
+                continue
             entered += 1
             if entered > MAX_STEPS_PER_TRANSITION:
                 self.fail_instance(
@@ -196,8 +208,25 @@ class Run:
                     )
                 )
                 return
-            self._enter(self._ready.popleft(), retry=False)
+            self._enter(step_id, retry=False)
         self._settle_status()
+
+    def prune_ready(self) -> None:
+        """Forget queued steps whose branch has stopped."""
+        self._ready = deque(s for s in self._ready if self._branch_open(s))
+
+    def _branch_open(self, step_id: str) -> bool:
+        """Whether a step may still start: its parallel branch (if any) is still running."""
+        branch = self.branch_of(step_id)
+        while branch is not None:
+            parallel_id, branch_id = branch
+            s = self.state.steps.get(parallel_id)
+            if s is None or s.status not in _LIVE:
+                return False
+            if s.data.get("branches", {}).get(branch_id) != "running":
+                return False
+            branch = self.branch_of(parallel_id)
+        return True
 
     def retry(self, step_id: str) -> None:
         """Enter a step again for its next try (a retry timer fired)."""
@@ -565,7 +594,7 @@ class Run:
             attempt=attempt,
             now=self.now,
             idempotency_key=key,
-            new_event_id=self.next_event_id,
+            new_event_id=self.next_published_id,
         )
         outcome = action.run_inline(rendered, context)
         self.state.variables.update(outcome.variables)
@@ -703,16 +732,13 @@ class StepCall:
     def start_branch(self, first_step_id: str) -> None:
         self._run.schedule(first_step_id)
 
-    def cancel_steps(self, step_ids: list[str]) -> None:
-        for step_id in step_ids:
-            self._run.cancel_step(step_id)
-
-    def live_steps_in(self, branch_id: str) -> list[str]:
-        return [
-            sid
-            for sid in self._run.state.active
-            if self._run.branch_of(sid) == (self.step.id, branch_id)
-        ]
+    def cancel_branch(self, branch_id: str) -> None:
+        """Stop a branch of this (parallel) step: its live steps and the ones queued."""
+        run = self._run
+        for step_id in list(run.state.active):
+            if run.branch_of(step_id) == (self.step.id, branch_id):
+                run.cancel_step(step_id)
+        run.prune_ready()
 
     def output_of(self, step_id: str) -> Any:
         s = self._run.state.steps.get(step_id)

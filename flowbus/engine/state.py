@@ -116,7 +116,10 @@ class InstanceState(BaseModel):
         default_factory=list, description="Steps to enter once the paused instance resumes."
     )
     compensation: Compensating | None = None
-    seq: int = Field(0, description="Number of events emitted so far; event ids derive from it.")
+    seq: int = Field(
+        0, description="Outcome events emitted so far: they are numbered 1..seq, without gaps."
+    )
+    published: int = Field(0, description="Events published by actions (send_event) so far.")
     created_at: str
     updated_at: str
 

@@ -31,7 +31,7 @@ from flowbus.store.tables import timers
 
 log = structlog.get_logger(__name__)
 
-LEASE = timedelta(seconds=330)  # longer than the longest action timeout (300 s)
+DEFAULT_LEASE = timedelta(seconds=330)  # longer than the longest action timeout (300 s)
 
 
 class ActionRunner:
@@ -45,6 +45,7 @@ class ActionRunner:
         *,
         concurrency: int = 32,
         interval: float = 0.2,
+        lease: timedelta = DEFAULT_LEASE,
         on_work: Callable[[WorkReport], None] = lambda report: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -52,6 +53,7 @@ class ActionRunner:
         self._catalog = catalog
         self._new_outbox = outbox
         self._concurrency = concurrency
+        self._lease_time = lease
         self._interval = interval
         self._on_work = on_work
         self._clock = clock
@@ -114,7 +116,7 @@ class ActionRunner:
             rows = await conn.execute(
                 update(timers)
                 .where(timers.c.id.in_(due.scalar_subquery()))
-                .values(locked_until=now + LEASE)
+                .values(locked_until=now + self._lease_time)
                 .returning(timers)
             )
             return list(rows)

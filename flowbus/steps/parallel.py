@@ -107,4 +107,4 @@ class ParallelStep(StepType[ParallelStepModel]):
     def _stop(call: StepCall, branch_ids: list[str], status: dict[str, str]) -> None:
         for branch_id in branch_ids:
             status[branch_id] = "cancelled"
-            call.cancel_steps(call.live_steps_in(branch_id))
+            call.cancel_branch(branch_id)

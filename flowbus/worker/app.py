@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -72,7 +72,13 @@ class WorkerRuntime:
             on_work=self.after_work,
             **shared,
         )
-        self.actions = ActionRunner(self.engine, on_work=self.after_work, **shared)
+        self.actions = ActionRunner(
+            self.engine,
+            concurrency=settings.worker.action_concurrency,
+            lease=timedelta(seconds=settings.worker.action_lease),
+            on_work=self.after_work,
+            **shared,
+        )
 
     def new_outbox(self) -> OutboxBatch:
         return OutboxBatch(source=self.settings.deployment, topics=self.settings.topics)

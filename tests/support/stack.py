@@ -83,11 +83,18 @@ def _rename_topics(definition: dict[str, Any], suffix: str) -> dict[str, Any]:
     for trigger in document.get("triggers", []):
         trigger["topic"] = f"{suffix}.{trigger['topic']}"
 
+    def rename(call: dict[str, Any]) -> None:
+        config = call.get("config")
+        if call.get("action") == "send_event" and isinstance(config, dict):
+            config["topic"] = f"{suffix}.{config['topic']}"
+
     def visit(steps: list[dict[str, Any]]) -> None:
         for step in steps:
-            config = step.get("config")
-            if step.get("action") == "send_event" and isinstance(config, dict):
-                config["topic"] = f"{suffix}.{config['topic']}"
+            rename(step)
+            if isinstance(step.get("compensate"), dict):
+                rename(step["compensate"])
+            if isinstance(step.get("event"), dict):
+                step["event"]["topic"] = f"{suffix}.{step['event']['topic']}"
             for branch in step.get("branches", []):
                 visit(branch.get("steps", []))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flowbus.engine.core import Transition, start
 from flowbus.engine.effects import LogLine, PublishEvent
-from flowbus.engine.run import event_id
+from flowbus.engine.run import published_event_id
 from flowbus.engine.state import InstanceStatus
 
 from .support import NOW, NOW_TEXT, define, event_types
@@ -82,7 +82,7 @@ def test_send_event_publishes_rendered_key_and_data() -> None:
         PublishEvent(
             topic="orders-out",
             key="o-7",
-            id=event_id("inst-1", 3),
+            id=published_event_id("inst-1", 1),
             type="order.confirmed",
             time=NOW_TEXT,
             data={"orderId": "o-7", "lines": [{"sku": "A"}]},
@@ -102,7 +102,7 @@ def test_send_event_output_names_the_published_event() -> None:
     transition = run_steps(action("send", "send_event", {"topic": "out", "type": "ping"}))
 
     assert transition.state.steps["send"].output == {
-        "eventId": event_id("inst-1", 3),
+        "eventId": published_event_id("inst-1", 1),
         "topic": "out",
         "type": "ping",
     }

@@ -9,7 +9,7 @@ import pytest
 
 from flowbus.engine.core import Transition, rfc3339, start
 from flowbus.engine.effects import EmitEvent, PublishEvent, RecordAttempt
-from flowbus.engine.run import EngineError, event_id
+from flowbus.engine.run import EngineError, event_id, published_event_id
 from flowbus.engine.state import InstanceStatus
 
 from .support import NOW, NOW_TEXT, define, emitted
@@ -124,21 +124,20 @@ def test_actions_that_publish_nothing_take_no_sequence_number() -> None:
     assert transition.state.seq == 6
 
 
-def test_published_event_takes_the_next_sequence_number_between_step_events() -> None:
+def test_outcome_events_are_numbered_without_gaps_around_a_published_event() -> None:
     transition = run_linear()
 
-    # step.started of `announce` is 4, its published event 5, its step.completed 6.
-    assert [e.seq for e in emitted(transition.effects)] == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert [e.seq for e in emitted(transition.effects)] == list(range(1, 9))
+    assert transition.state.seq == 8
+
+
+def test_published_events_have_their_own_stable_ids() -> None:
+    transition = run_linear()
+
     assert [e.id for e in transition.effects if isinstance(e, PublishEvent)] == [
-        event_id("inst-1", 5)
+        published_event_id("inst-1", 1)
     ]
-
-
-def test_emitted_and_published_events_share_one_sequence_without_gaps() -> None:
-    transition = run_linear()
-    ids = [e.id for e in transition.effects if isinstance(e, EmitEvent | PublishEvent)]
-
-    assert ids == [event_id("inst-1", seq) for seq in range(1, transition.state.seq + 1)]
+    assert transition.state.published == 1
 
 
 def test_event_id_derives_from_instance_id_and_seq() -> None:
