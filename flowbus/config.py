@@ -48,6 +48,9 @@ class WorkerSettings(BaseModel):
     relay_poll_interval: float = Field(0.2, gt=0)
     timer_poll_interval: float = Field(0.2, gt=0)
     timer_batch_size: int = Field(200, ge=1)
+    purge_interval: float = Field(
+        60.0, gt=0, description="Seconds between purges of instances past their retention."
+    )
     action_concurrency: int = Field(32, ge=1)
     action_lease: float = Field(
         330.0, gt=0, description="Seconds before a running action counts as lost and reruns."

@@ -208,6 +208,23 @@ class Trigger(DefinitionModel):
     transform: Transform | None = None
 
 
+class ExecutionLog(DefinitionModel):
+    """How much of an instance's history is kept, for how long, and what it is tagged with."""
+
+    level: Literal["debug", "info", "error"] = Field(
+        "info",
+        description="debug: step inputs and outputs; info: outputs; error: failed attempts only.",
+    )
+    retention: Duration | None = Field(
+        None, description="Ended instances older than this are purged with their history."
+    )
+    metadata: list[str] = Field(
+        default_factory=list,
+        description="Fields (looked up in the input, then the trigger event's data) attached to "
+        "the instance's events and log lines, e.g. userId, correlationId.",
+    )
+
+
 class WorkflowDefinition(DefinitionModel):
     """A versioned workflow: triggers, input schema, context mappings and steps."""
 
@@ -232,8 +249,10 @@ class WorkflowDefinition(DefinitionModel):
     output: TemplateValue | None = Field(
         None, description="Template of the instance output; the variables by default."
     )
-    ui_components: list[dict[str, Any]] = Field(default_factory=list)
-    execution_log: dict[str, Any] | None = None
+    ui_components: list[dict[str, Any]] = Field(
+        default_factory=list, description="Stored and returned as given, for user interfaces."
+    )
+    execution_log: ExecutionLog = Field(default_factory=ExecutionLog)
 
     @field_validator("steps", mode="before")
     @classmethod

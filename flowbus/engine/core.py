@@ -68,6 +68,7 @@ def start(
         created_at=at,
         updated_at=at,
     )
+    state.metadata = _metadata(definition, input, trigger)
     run = Run(definition, state, now)
     run.emit(
         "instances",
@@ -89,6 +90,19 @@ def start(
     return Transition(state, run.effects)
 
 
+def _metadata(
+    definition: WorkflowDefinition, input: Any, trigger: dict[str, Any] | None
+) -> dict[str, Any]:
+    sources = [input, (trigger or {}).get("data"), trigger]
+    found: dict[str, Any] = {}
+    for name in definition.execution_log.metadata:
+        for source in sources:
+            if isinstance(source, dict) and source.get(name) is not None:
+                found[name] = source[name]
+                break
+    return found
+
+
 def apply(
     definition: WorkflowDefinition, state: InstanceState, event: EngineInput, now: datetime
 ) -> Transition:
@@ -103,7 +117,7 @@ def apply(
             f"instance {state.id} runs {state.workflow_id} v{state.version}, "
             f"not {definition.id} v{definition.version}"
         )
-    if state.status.is_final:
+    if state.status.is_final and not _retries(state, event):
         return Transition(state, [])
     run = Run(definition, state, now)
     _HANDLERS[type(event)](run, event)
@@ -111,6 +125,17 @@ def apply(
     if run.effects:
         state.updated_at = run.now
     return Transition(state, run.effects)
+
+
+def _retries(state: InstanceState, event: EngineInput) -> bool:
+    return (
+        isinstance(event, Command)
+        and event.kind == "retry"
+        and state.status is InstanceStatus.FAILED
+        and state.error is not None
+        and state.error.step_id is not None
+        and state.error.type != "CompensationFailed"
+    )
 
 
 def _live(run: Run, step_id: str | None, attempt: int | None = None) -> bool:
@@ -221,6 +246,8 @@ def _on_command(run: Run, command: Any) -> None:
             state.deferred.clear()
     elif command.kind == "cancel" and state.status is not InstanceStatus.COMPENSATING:
         run.cancel_instance(compensate=command.compensate, reason=command.reason)
+    elif command.kind == "retry" and _retries(state, command):
+        run.retry_instance(by=command.by)
 
 
 _HANDLERS = {

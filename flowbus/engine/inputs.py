@@ -54,9 +54,10 @@ class ApprovalDecision:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An operator's instruction: pause, resume or cancel (compensating by default)."""
+    """An operator's instruction: pause, resume, cancel (compensating by default), or retry
+    a failed instance from the step that failed."""
 
-    kind: Literal["pause", "resume", "cancel"]
+    kind: Literal["pause", "resume", "cancel", "retry"]
     compensate: bool = True
     reason: str | None = None
     by: str | None = None

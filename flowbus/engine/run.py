@@ -114,6 +114,8 @@ class Run:
             "workflowVersion": self.state.version,
             "correlationId": self.state.correlation_id,
         }
+        if self.state.metadata:
+            payload["metadata"] = self.state.metadata
         payload.update(data)
         eid = self.next_event_id()
         self.effects.append(
@@ -248,8 +250,14 @@ class Run:
         self.record(step, None)
         self.step_type(step).enter(step, self.call(step))
 
-    def record(self, step: StepModel, output: Any, step_input: Any = None) -> None:
+    def record(self, step: StepModel, output: Any) -> None:
+        """History of the attempt, as detailed as the definition's executionLog level says."""
         s = self.state.steps[step.id]
+        level = self.definition.execution_log.level
+        failed = s.status is StepStatus.FAILED
+        if level == "error" and not failed:
+            return
+        step_input = s.data.get("input") if level == "debug" else None
         self.effects.append(
             RecordAttempt(
                 step_id=step.id,
@@ -259,7 +267,7 @@ class Run:
                 started_at=s.started_at,
                 finished_at=s.finished_at,
                 input=step_input,
-                output=output,
+                output=output if level != "error" else None,
                 error=s.error.model_dump(mode="json") if s.error else None,
             )
         )
@@ -426,6 +434,21 @@ class Run:
         else:
             self._finish(InstanceStatus.CANCELLED, error=cause)
 
+    def retry_instance(self, *, by: str | None) -> None:
+        """Run a failed instance again from the step that failed (a new attempt)."""
+        state = self.state
+        assert state.error is not None
+        assert state.error.step_id is not None
+        failed_step = state.error.step_id
+        state.status = InstanceStatus.RUNNING
+        state.error = None
+        self.emit(
+            "instances", "flowbus.instance.retried", status="running", stepId=failed_step, by=by
+        )
+        if self.definition.timeout is not None:
+            self.set_timer("workflow_timeout", self.definition.timeout)
+        self.schedule(failed_step)
+
     def time_out_instance(self) -> None:
         self._stop_everything()
         timeout = self.definition.timeout
@@ -575,6 +598,8 @@ class Run:
                 type="ActionConfigError", message=validation_message(exc), step_id=step.id
             )
         attempt = self.state.steps[step.id].attempt
+        if self.definition.execution_log.level == "debug":
+            self.state.steps[step.id].data["input"] = rendered
         if not action.inline:
             self.effects.append(
                 RunAction(

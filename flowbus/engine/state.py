@@ -104,6 +104,9 @@ class InstanceState(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     trigger: dict[str, Any] | None = None
     correlation_id: str | None = None
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="executionLog metadata fields found at start."
+    )
     parent: ParentLink | None = None
     steps: dict[str, StepState] = Field(default_factory=dict)
     active: list[str] = Field(default_factory=list)

@@ -58,7 +58,7 @@ class CancelCommand(_Command):
 
 
 class PauseCommand(_Command):
-    command: Literal["pause", "resume"]
+    command: Literal["pause", "resume", "retry"]
     instance_id: uuid.UUID
     by: str | None = None
 

@@ -186,6 +186,7 @@ class UnitOfWork:
                         fields=effect.fields,
                         instance_id=instance_id,
                         workflow_id=state.workflow_id,
+                        **{f"meta_{k}": v for k, v in state.metadata.items()},
                     )
                 case SetTimer():
                     self._timer(

@@ -34,6 +34,7 @@ from flowbus.store.database import create_engine, current_revision, head_revisio
 from flowbus.store.definitions import active_definitions, all_documents, save_definition
 from flowbus.store.offsets import advance_positions, lock_positions
 from flowbus.timers.poller import TimerPoller
+from flowbus.timers.retention import RetentionPurge
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,9 @@ class WorkerRuntime:
             interval=settings.worker.timer_poll_interval,
             on_work=self.after_work,
             **shared,
+        )
+        self.retention = RetentionPurge(
+            self.engine, lambda: self.catalog, interval=settings.worker.purge_interval
         )
         self.actions = ActionRunner(
             self.engine,
@@ -261,6 +265,7 @@ def create_app(settings: Settings) -> FlowbusApp:
         ("definitions", runtime.watch_definitions),
         ("timers", runtime.timers.run),
         ("actions", runtime.actions.run),
+        ("retention", runtime.retention.run),
     ):
         app.task(_task(name, loop))
 

@@ -313,6 +313,26 @@ def definitions(hooks: str) -> list[dict[str, Any]]:
             ],
         },
         {
+            "id": "retryable",
+            "triggers": trigger("t.retryable"),
+            "steps": [
+                {
+                    "id": "call",
+                    "type": "action",
+                    "action": "webhook",
+                    "config": {"url": f"{hooks}/flaky?fails=1&id={{{{ input.id }}}}"},
+                },
+            ],
+        },
+        {
+            "id": "audited",
+            "triggers": trigger("t.audited"),
+            "executionLog": {"level": "error", "retention": "PT1S", "metadata": ["userId"]},
+            "steps": [
+                {"id": "note", "type": "action", "action": "set_variables", "config": {"ok": True}}
+            ],
+        },
+        {
             "id": "steerable",
             "triggers": trigger("t.steer"),
             "steps": [
@@ -377,7 +397,7 @@ async def world(stack: Stack) -> AsyncIterator[Harness]:
     deployment = await stack.deployment(
         "language", definitions(hooks.url), source_topics=("orders", "payments")
     )
-    await deployment.start_worker()
+    await deployment.start_worker(extra_env={"FLOWBUS_WORKER__PURGE_INTERVAL": "1"})
     try:
         yield Harness(deployment, hooks)
     finally:
@@ -726,3 +746,45 @@ async def test_a_running_instance_finishes_on_the_version_it_started_with(world:
     new = await world.run(fresh)
     assert {e["data"]["workflowVersion"] for e in new} == {2}
     assert new[-1]["data"]["output"] == {"version": 2}
+
+
+async def test_a_failed_instance_is_retried_from_the_failed_step_by_command(world: Harness) -> None:
+    order = await world.order("t.retryable")
+    events = await world.run(order)
+    assert events[-1]["type"] == "flowbus.instance.failed"
+    instance_id = events[0]["subject"]
+
+    await world.command("retry", instanceId=instance_id, by="ops")
+    events = await world.run(order, until={"flowbus.instance.completed"})
+
+    assert kinds(events)[-5:] == [
+        "instance.failed",
+        "instance.retried:call",
+        "step.started:call",
+        "step.completed:call",
+        "instance.completed",
+    ]
+    assert events[-3]["data"]["attempt"] == 2
+    assert [c.idempotency_key for c in world.hooks.calls_to("flaky", id=order)] == [
+        f"{instance_id}:call:1",
+        f"{instance_id}:call:2",
+    ]
+
+
+async def test_execution_log_tags_events_filters_history_and_purges_old_instances(
+    world: Harness,
+) -> None:
+    order = await world.order("t.audited", userId="u-7")
+    events = await world.run(order)
+
+    assert all(e["data"]["metadata"] == {"userId": "u-7"} for e in events)
+    instance_id = uuid.UUID(events[0]["subject"])
+    assert (
+        await world.d.fetch("SELECT 1 FROM step_executions WHERE instance_id = $1", instance_id)
+        == []
+    ), "level error keeps failed attempts only"
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while await world.d.fetch("SELECT 1 FROM instances WHERE id = $1", instance_id):
+        assert asyncio.get_running_loop().time() < deadline, "retention purge did not run"
+        await asyncio.sleep(0.5)

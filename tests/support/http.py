@@ -23,9 +23,11 @@ class Call:
 @dataclass
 class HookServer:
     """`/ok` answers 200; `/flaky?fails=N&id=X` answers 503 for the first N calls per id;
-    `/fail?status=S` always answers S; `/hang` never answers in time."""
+    `/fail?status=S` always answers S; `/hang?seconds=N` answers after N seconds (or after
+    `hang_seconds`, when set)."""
 
     port: int = 0
+    hang_seconds: float | None = None
     calls: list[Call] = field(default_factory=list)
     _counts: Counter[str] = field(default_factory=Counter)
     _runner: web.AppRunner | None = None
@@ -70,5 +72,8 @@ class HookServer:
                 {"error": "no"}, status=int(request.query.get("status", "500"))
             )
         if name == "hang":
-            await asyncio.sleep(float(request.query.get("seconds", "60")))
+            seconds = self.hang_seconds
+            await asyncio.sleep(
+                seconds if seconds is not None else float(request.query.get("seconds", "60"))
+            )
         return web.json_response({"ok": True, "echo": body})

@@ -155,13 +155,18 @@ class Deployment:
         )
         return env
 
-    async def start_worker(self, wait_assigned: bool = True, timeout: float = 60) -> Worker:
+    async def start_worker(
+        self,
+        wait_assigned: bool = True,
+        timeout: float = 60,
+        extra_env: dict[str, str] | None = None,
+    ) -> Worker:
         log_path = self.work / f"worker-{len(self.workers)}.log"
         with log_path.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "flowbus", "worker"],
                 cwd=REPO,
-                env=self.env(),
+                env={**self.env(), **(extra_env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
