@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +39,32 @@ class TopicNames(BaseModel):
         return [self.decisions, self.commands]
 
 
+class ApprovalSettings(BaseModel):
+    """How decision tokens are verified (and signed, by `flowbus approvals decide`)."""
+
+    issuer: str = "flowbus"
+    audience: str = "flowbus-decisions"
+    hs256_secret: SecretStr = SecretStr("")
+    hs256_secret_file: Path | None = Field(
+        None, description="A file holding the HS256 secret (used when hs256_secret is empty)."
+    )
+    public_keys: list[Path] = Field(
+        default_factory=list, description="PEM public keys for RS256/ES256 tokens."
+    )
+    jwks_file: Path | None = None
+    signing_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    signing_key_file: Path | None = Field(
+        None, description="PEM private key for signing RS256/ES256 decisions from the CLI."
+    )
+    leeway: float = Field(5.0, ge=0, description="Seconds of clock skew allowed on exp.")
+
+    def shared_secret(self) -> str:
+        secret = self.hs256_secret.get_secret_value()
+        if not secret and self.hs256_secret_file is not None and self.hs256_secret_file.is_file():
+            secret = self.hs256_secret_file.read_text().strip()
+        return secret
+
+
 class WorkerSettings(BaseModel):
     """Tuning of the worker's hot paths."""
 
@@ -56,6 +82,35 @@ class WorkerSettings(BaseModel):
         330.0, gt=0, description="Seconds before a running action counts as lost and reruns."
     )
     web_port: int = Field(0, ge=0)
+    metrics_port: int = Field(0, ge=0, description="Prometheus exposition port; 0 disables it.")
+    metrics_host: str = "127.0.0.1"
+
+
+class ApiAuthSettings(BaseModel):
+    """Bearer JWTs: HS256 with a shared secret, or RS256/ES256 with a public key (PEM)."""
+
+    enabled: bool = Field(True, description="False lets every request in as admin (dev only).")
+    algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    secret: SecretStr | None = Field(None, description="HS256 shared secret, 32 bytes or more.")
+    public_key: str | None = Field(None, description="RS256/ES256 public key, PEM text.")
+    public_key_file: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    leeway: float = Field(0.0, ge=0, description="Seconds of clock skew allowed on exp/nbf.")
+    roles_claim: str = "roles"
+    protect_health: bool = Field(False, description="Require a viewer token for /healthz, /readyz.")
+    protect_metrics: bool = Field(False, description="Require a viewer token for /metrics.")
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API process (`flowbus api`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    auth: ApiAuthSettings = Field(default_factory=ApiAuthSettings)
+    stream_queue_size: int = Field(
+        1000, ge=1, description="Events a live stream holds for a slow client before pausing."
+    )
 
 
 class Settings(BaseSettings):
@@ -76,6 +131,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     topics: TopicNames = Field(default_factory=TopicNames)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

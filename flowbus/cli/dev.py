@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
@@ -20,6 +22,15 @@ log = structlog.get_logger(__name__)
 _LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
+def _ensure_dev_secret(path: Path | None) -> None:
+    """A random HS256 secret for decision tokens, kept with the dev data (mode 600)."""
+    if path is None or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secrets.token_urlsafe(32))
+    path.chmod(0o600)
+
+
 @click.command()
 def dev() -> None:
     """Start a local broker, an embedded PostgreSQL, the schema, the topics, the example
@@ -33,6 +44,7 @@ def dev() -> None:
             "database_url must point at 127.0.0.1"
         )
     began = time.monotonic()
+    _ensure_dev_secret(settings.approvals.hs256_secret_file)
     broker = KafkaBroker(settings.state_dir / "kafka", port=broker_address.port or 9092)
     database = PostgresServer(settings.state_dir / "postgres", port=db_url.port or 5432)
     try:

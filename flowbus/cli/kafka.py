@@ -46,7 +46,7 @@ def publish(
     settings = settings_for_cli()
     text = sys.stdin.read() if payload == "-" else payload
     if raw:
-        partition, offset = run(_publish(settings.broker_url, topic, key, text.encode()))
+        partition, offset = run(publish_bytes(settings.broker_url, topic, key, text.encode()))
         click.echo(f"published to {topic}[{partition}] at offset {offset}")
         return
     try:
@@ -63,11 +63,13 @@ def publish(
             time=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             data=body,
         )
-    partition, offset = run(_publish(settings.broker_url, topic, key, encode(body)))
+    partition, offset = run(publish_bytes(settings.broker_url, topic, key, encode(body)))
     click.echo(f"published to {topic}[{partition}] at offset {offset}")
 
 
-async def _publish(bootstrap: str, topic: str, key: str | None, value: bytes) -> tuple[int, int]:
+async def publish_bytes(
+    bootstrap: str, topic: str, key: str | None, value: bytes
+) -> tuple[int, int]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:

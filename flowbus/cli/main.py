@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from flowbus.cli.approvals import approvals
 from flowbus.cli.definitions import definitions
 from flowbus.cli.dev import dev
 from flowbus.cli.kafka import publish, tail, topics
@@ -25,7 +26,7 @@ def bench() -> None:
 
 
 def _register() -> None:
-    for command in (dev, worker, migrate, publish, tail, topics, definitions, bench):
+    for command in (dev, worker, migrate, publish, tail, topics, definitions, approvals, bench):
         cli.add_command(command)
     from flowbus.bench.match import match_command
 

@@ -30,6 +30,7 @@ from flowbus.engine.state import (
     StepStatus,
 )
 from flowbus.expressions import PathError
+from flowbus.steps.approval import refuse
 
 __all__ = ["Transition", "apply", "rfc3339", "start"]
 
@@ -224,9 +225,10 @@ def _on_child(run: Run, finished: Any) -> None:
 
 def _on_decision(run: Run, decision: Any) -> None:
     assert isinstance(decision, ApprovalDecision)
-    if not _live(run, decision.step_id):
-        return
     step = run.step(decision.step_id)
+    if not _live(run, decision.step_id):
+        refuse(run.call(step), decision, "unknown or closed approval")
+        return
     run.step_type(step).on_decision(step, run.call(step), decision)
 
 

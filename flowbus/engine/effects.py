@@ -70,7 +70,9 @@ class LogLine:
     fields: dict[str, Any]
 
 
-TimerKind = Literal["retry", "step_timeout", "workflow_timeout", "wait", "wait_timeout", "deadline"]
+TimerKind = Literal[
+    "retry", "step_timeout", "workflow_timeout", "wait", "wait_timeout", "deadline", "reminder"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,20 @@ class NotifyParent:
     error: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class TrackApproval:
+    """Record an approval's state where operators can query pending approvals."""
+
+    approval_id: str
+    step_id: str
+    attempt: int
+    status: Literal["pending", "approved", "rejected", "expired", "cancelled"]
+    assignees: tuple[str, ...]
+    quorum: str
+    deadline: str | None
+    summary: Any
+
+
 Effect = (
     EmitEvent
     | PublishEvent
@@ -149,4 +165,5 @@ Effect = (
     | StartChild
     | CancelChild
     | NotifyParent
+    | TrackApproval
 )

@@ -46,10 +46,16 @@ class ChildFinished:
 
 @dataclass(frozen=True, slots=True)
 class ApprovalDecision:
+    """A decision whose signature the shell has verified: who (`decided_by`, with the
+    groups the token names) approved or rejected which approval."""
+
     step_id: str
+    approval_id: str
     approved: bool
-    decided_by: str | None = None
+    decided_by: str
+    groups: tuple[str, ...] = ()
     comment: str | None = None
+    decision_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,26 @@ class OutboxBatch:
         )
         self._add(effect.id, effect.topic, effect.key, event)
 
+    def notice(
+        self,
+        *,
+        identity: str,
+        topic: str,
+        type: str,
+        time: str,
+        key: str | None,
+        data: dict[str, Any],
+        subject: str | None = None,
+    ) -> str:
+        """An event about a consumed record (not an instance transition); `identity` makes
+        its id stable across redeliveries."""
+        event_id = str(uuid.uuid5(DEADLETTER_NAMESPACE, f"{type}|{identity}"))
+        event = cloudevent(
+            id=event_id, source=self.source, type=type, time=time, subject=subject, data=data
+        )
+        self._add(event_id, topic, key, event)
+        return event_id
+
     def dead_letter(
         self, *, identity: str, time: str, key: str | None, data: dict[str, Any]
     ) -> str:

@@ -35,5 +35,7 @@ def decode_input(payload: dict[str, Any]) -> EngineInput:
     cls = _KINDS[data.pop("input")]
     if cls is ChildFinished and data.get("error") is not None:
         data["error"] = ErrorInfo.model_validate(data["error"])
+    if cls is ApprovalDecision:
+        data["groups"] = tuple(data.get("groups", ()))
     value: EngineInput = cls(**data)
     return value

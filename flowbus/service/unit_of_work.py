@@ -30,6 +30,7 @@ from flowbus.engine.effects import (
     SetTimer,
     StartChild,
     Subscribe,
+    TrackApproval,
     Unsubscribe,
 )
 from flowbus.engine.inputs import ChildFinished, Command, EngineInput, EventReceived
@@ -37,6 +38,7 @@ from flowbus.engine.state import ErrorInfo, InstanceState, ParentLink
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.codec import encode_input
 from flowbus.service.definitions import UnknownDefinition, definition_to_start, definition_version
+from flowbus.store.approvals import upsert_approvals
 from flowbus.store.instances import (
     insert_new,
     instance_row,
@@ -111,6 +113,7 @@ class UnitOfWork:
         self._sub_deletes: list[tuple[str, str]] = []
         self._buffer_checks: list[tuple[str, Subscribe]] = []
         self._children: list[tuple[str, StartChild]] = []
+        self._approvals: dict[str, dict[str, Any]] = {}
 
     # -- starting -----------------------------------------------------------------------
 
@@ -233,6 +236,20 @@ class UnitOfWork:
                     self._children.append((instance_id, effect))
                 case CancelChild():
                     self.send(effect.child_id, Command(kind="cancel", reason="parent cancelled"))
+                case TrackApproval():
+                    self._approvals[effect.approval_id] = {
+                        "approval_id": effect.approval_id,
+                        "instance_id": instance_id,
+                        "workflow_id": state.workflow_id,
+                        "workflow_version": state.version,
+                        "step_id": effect.step_id,
+                        "attempt": effect.attempt,
+                        "status": effect.status,
+                        "assignees": list(effect.assignees),
+                        "quorum": effect.quorum,
+                        "deadline": _parse(effect.deadline) if effect.deadline else None,
+                        "summary": effect.summary,
+                    }
                 case NotifyParent():
                     error = ErrorInfo.model_validate(effect.error) if effect.error else None
                     self.send(
@@ -440,6 +457,7 @@ class UnitOfWork:
                 ),
                 list(self._sub_rows.values()),
             )
+        await upsert_approvals(conn, list(self._approvals.values()))
         await record_attempts(conn, self._attempts)
         await save_states(conn, [self._states[i] for i in sorted(self._dirty) if i in self._states])
         await self.outbox.flush(conn)

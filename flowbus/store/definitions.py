@@ -6,13 +6,15 @@ import hashlib
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.definitions.errors import DefinitionConflict
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.engine.state import InstanceStatus
+from flowbus.store.tables import instances
 from flowbus.store.tables import workflow_definitions as defs
 
 
@@ -135,3 +137,48 @@ async def all_documents(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Every stored version's document (for what running instances may wait on)."""
     rows = await conn.execute(select(defs.c.document))
     return [row.document for row in rows]
+
+
+class DefinitionInUse(ValueError):
+    """Instances of a definition have not ended: it cannot be deleted yet."""
+
+
+_FINAL_STATUSES = [status.value for status in InstanceStatus if status.is_final]
+
+
+async def delete_definition(
+    conn: AsyncConnection, workflow_id: str, version: int | None = None
+) -> list[int]:
+    """Delete one stored version, or every version when `version` is None; return the
+    versions deleted (none: nothing was stored).
+
+    Refused with `DefinitionInUse` while an instance of those versions has not ended, since
+    it needs its definition to go on. Deprecate a version first to stop new instances.
+    """
+    await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(workflow_id))))
+    stored = defs.c.workflow_id == workflow_id
+    unfinished = and_(
+        instances.c.workflow_id == workflow_id, instances.c.status.not_in(_FINAL_STATUSES)
+    )
+    if version is not None:
+        stored = and_(stored, defs.c.version == version)
+        unfinished = and_(unfinished, instances.c.workflow_version == version)
+    live = (
+        await conn.execute(
+            select(instances.c.workflow_version, func.count())
+            .where(unfinished)
+            .group_by(instances.c.workflow_version)
+            .order_by(instances.c.workflow_version)
+        )
+    ).all()
+    if live:
+        counts = ", ".join(f"{count} on v{v}" for v, count in live)
+        raise DefinitionInUse(
+            f"{workflow_id} has instances that have not ended ({counts}): cancel them or let "
+            "them finish first (deprecate the version to stop new ones)"
+        )
+    deleted = await conn.execute(delete(defs).where(stored).returning(defs.c.version))
+    versions = sorted(row.version for row in deleted)
+    if versions:
+        await conn.execute(select(func.pg_notify("flowbus_definitions", workflow_id)))
+    return versions

@@ -159,3 +159,29 @@ event_buffer = Table(
     Index("ix_event_buffer_lookup", "topic", "match", "key"),
     Index("ix_event_buffer_expires", "expires_at"),
 )
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", UUID(as_uuid=False), primary_key=True),
+    Column("instance_id", UUID(as_uuid=False), nullable=False),
+    Column("workflow_id", Text, nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("step_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("assignees", JSONB, nullable=False),
+    Column("quorum", Text, nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("summary", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_approvals_status_workflow", "status", "workflow_id"),
+    Index(
+        "ix_approvals_assignees",
+        "assignees",
+        postgresql_using="gin",
+        postgresql_ops={"assignees": "jsonb_path_ops"},
+    ),
+    Index("ix_approvals_instance", "instance_id"),
+)

@@ -19,11 +19,13 @@ from faust.types import EventT, StreamT
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flowbus.approvals.tokens import DecisionVerifier
 from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.definitions.loader import load_path
 from flowbus.engine.run import rfc3339
 from flowbus.ingest.commands import CommandIngest
+from flowbus.ingest.decisions import DecisionIngest
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.ingest.triggers import TriggerIngest, dead_letter
 from flowbus.outbox.relay import OutboxRelay, asyncpg_dsn
@@ -66,6 +68,13 @@ class WorkerRuntime:
         }
         self.triggers = TriggerIngest(self.engine, consumer_group=settings.consumer_group, **shared)
         self.commands = CommandIngest(self.engine, consumer_group=settings.consumer_group, **shared)
+        self.decisions = DecisionIngest(
+            self.engine,
+            consumer_group=settings.consumer_group,
+            verifier=DecisionVerifier(settings.approvals),
+            topics=settings.topics,
+            **shared,
+        )
         self.timers = TimerPoller(
             self.engine,
             batch_size=settings.worker.timer_batch_size,
@@ -259,6 +268,7 @@ def create_app(settings: Settings) -> FlowbusApp:
 
     consume(list(settings.source_topics), "flowbus.ingest", runtime.triggers.apply)
     consume([settings.topics.commands], "flowbus.commands", runtime.commands.apply)
+    consume([settings.topics.decisions], "flowbus.decisions", runtime.decisions.apply)
 
     for name, loop in (
         ("relay", runtime.relay.run),

@@ -1,0 +1,1 @@
+"""Approval decisions: who decided, proven by a signed token."""
