@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     broker_url: str = "127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5433/flowbus"
     state_dir: Path = Path(".flowbus")
-    source_topics: list[str] = Field(default_factory=lambda: ["orders"])
+    source_topics: list[str] = Field(default_factory=lambda: ["orders", "payments"])
     workflows_dir: Path = Path("config/workflows")
     consumer_group: str = "flowbus"
     log_format: Literal["console", "json"] = "console"

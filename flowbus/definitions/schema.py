@@ -21,7 +21,20 @@ def definition_json_schema() -> dict[str, Any]:
         defs[model.__name__] = step_schema
         refs.append({"$ref": f"#/$defs/{model.__name__}"})
     defs.pop("StepModel", None)
-    schema["properties"]["steps"]["items"] = {"oneOf": refs}
+    _replace_step_refs(schema, {"oneOf": refs})
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "flowbus workflow definition"
     return schema
+
+
+def _replace_step_refs(node: Any, typed: dict[str, Any]) -> None:
+    """Point every list of steps (top level and parallel branches) at the typed steps."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "items" and value == {"$ref": "#/$defs/StepModel"}:
+                node[key] = typed
+            else:
+                _replace_step_refs(value, typed)
+    elif isinstance(node, list):
+        for item in node:
+            _replace_step_refs(item, typed)

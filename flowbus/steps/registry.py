@@ -12,6 +12,7 @@ from flowbus.steps.action import ActionStep
 from flowbus.steps.approval import ApprovalStep
 from flowbus.steps.base import StepType
 from flowbus.steps.condition import ConditionStep
+from flowbus.steps.fail import FailStep
 from flowbus.steps.parallel import ParallelStep
 from flowbus.steps.subflow import SubflowStep
 from flowbus.steps.wait import WaitStep
@@ -25,6 +26,7 @@ STEP_TYPES: dict[str, StepType[Any]] = {
         ParallelStep(),
         SubflowStep(),
         ApprovalStep(),
+        FailStep(),
     )
 }
 

@@ -17,8 +17,16 @@ DeploymentFactory = Callable[..., Awaitable[Deployment]]
 
 
 def example_definition(name: str) -> dict[str, Any]:
-    """A definition from config/workflows/, as a dict."""
+    """A definition from config/workflows/ (the shipped examples), as a dict."""
     loaded: dict[str, Any] = yaml.safe_load((REPO / "config" / "workflows" / name).read_text())
+    return loaded
+
+
+def workflow_file(name: str) -> dict[str, Any]:
+    """A definition from tests/integration/workflows/, as a dict."""
+    loaded: dict[str, Any] = yaml.safe_load(
+        (Path(__file__).parent / "workflows" / name).read_text()
+    )
     return loaded
 
 

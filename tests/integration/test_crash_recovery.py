@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from flowbus.engine.run import event_id
-from tests.integration.conftest import DeploymentFactory, example_definition
+from tests.integration.conftest import DeploymentFactory, workflow_file
 
 ORDERS = 600
 
@@ -15,7 +15,7 @@ ORDERS = 600
 async def test_sigkill_mid_stream_yields_one_instance_per_event_and_no_lost_or_invented_events(
     deploy: DeploymentFactory,
 ) -> None:
-    d = await deploy("crash", [example_definition("order-fulfilment.yaml")])
+    d = await deploy("crash", [workflow_file("order-basic.yaml")])
     worker = await d.start_worker()
     events = [
         {"type": "order.created", "order_id": f"o-{n}", "amount": 2000 if n % 3 == 0 else 10}

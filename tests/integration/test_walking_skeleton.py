@@ -10,9 +10,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from flowbus.topic_catalog import TOPICS_DIR, event_schemas
-from tests.integration.conftest import DeploymentFactory, example_definition
+from tests.integration.conftest import DeploymentFactory, workflow_file
 
-ORDER = example_definition("order-fulfilment.yaml")
+ORDER = workflow_file("order-basic.yaml")
 
 
 def completed(count: int) -> Any:
@@ -157,7 +157,7 @@ async def test_unparseable_and_invalid_events_are_dead_lettered_and_the_worker_c
     by_reason = {e["data"]["reason"][:5]: e for e in dead}
     assert by_reason["value"]["data"]["value"] == "this is not json"
     assert by_reason["value"]["data"]["definitionId"] is None
-    assert by_reason["input"]["data"]["definitionId"] == "order-fulfilment"
+    assert by_reason["input"]["data"]["definitionId"] == "order-basic"
     assert all(e["_key"] == "k-1" for e in dead)
     for event in dead:
         validator_for("flowbus.deadletter").validate(event["data"])

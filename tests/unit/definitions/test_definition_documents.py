@@ -14,6 +14,7 @@ from flowbus.definitions.loader import load_file, load_path, parse_document
 from flowbus.definitions.schema import definition_json_schema
 
 EXAMPLE = Path(__file__).parents[3] / "config" / "workflows" / "order-fulfilment.yaml"
+EXAMPLES = sorted(p.stem for p in EXAMPLE.parent.glob("*.yaml"))
 
 
 def example_document() -> dict[str, Any]:
@@ -25,12 +26,25 @@ def test_example_definition_loads() -> None:
     definition = load_file(EXAMPLE)
 
     assert definition.id == "order-fulfilment"
-    assert [s.id for s in definition.steps] == ["check-amount", "flag-for-review", "confirm"]
+    assert [s.id for s in definition.steps][:3] == [
+        "check-amount",
+        "finance-approval",
+        "reserve-stock",
+    ]
+    assert {s.type for s in definition.step_map().values()} == {
+        "condition",
+        "approval",
+        "subflow",
+        "wait",
+        "parallel",
+        "action",
+        "fail",
+    }
     assert [(t.topic, t.type) for t in definition.triggers] == [("orders", "order.created")]
 
 
 def test_loading_a_folder_loads_every_definition_in_it() -> None:
-    assert [d.id for d in load_path(EXAMPLE.parent)] == ["order-fulfilment"]
+    assert sorted(d.id for d in load_path(EXAMPLE.parent)) == EXAMPLES
 
 
 def test_document_that_is_not_yaml_is_refused_naming_the_source() -> None:

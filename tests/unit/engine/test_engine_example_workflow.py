@@ -1,4 +1,4 @@
-"""The shipped example, config/workflows/order-fulfilment.yaml, run through the engine."""
+"""A small order workflow (tests/workflows/order-basic.yaml) run through the engine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flowbus.engine.state import InstanceStatus
 
 from .support import NOW
 
-EXAMPLE = Path(__file__).parents[3] / "config" / "workflows" / "order-fulfilment.yaml"
+EXAMPLE = Path(__file__).parents[2] / "workflows" / "order-basic.yaml"
 
 
 def example() -> WorkflowDefinition:
