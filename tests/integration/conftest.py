@@ -23,9 +23,9 @@ def example_definition(name: str) -> dict[str, Any]:
 
 
 def workflow_file(name: str) -> dict[str, Any]:
-    """A definition from tests/integration/workflows/, as a dict."""
+    """A definition from tests/workflows/, as a dict."""
     loaded: dict[str, Any] = yaml.safe_load(
-        (Path(__file__).parent / "workflows" / name).read_text()
+        (Path(__file__).parents[1] / "workflows" / name).read_text()
     )
     return loaded
 
