@@ -10,7 +10,7 @@ import orjson
 from flowbus.cli.common import fail, run, settings_for_cli
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
 from flowbus.definitions.loader import definition_files, load_file, load_path
-from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.model import Trigger, WorkflowDefinition
 from flowbus.definitions.schema import definition_json_schema
 from flowbus.store.database import create_engine
 from flowbus.store.definitions import active_definitions, save_definition
@@ -81,8 +81,15 @@ def list_definitions() -> None:
             await engine.dispose()
 
     for definition in run(load()):
-        triggers = ", ".join(f"{t.topic}:{t.type or '*'}" for t in definition.triggers) or "-"
+        triggers = ", ".join(_describe(t) for t in definition.triggers) or "-"
         click.echo(f"{definition.id:<32} v{definition.version:<4} triggers={triggers}")
+
+
+def _describe(trigger: Trigger) -> str:
+    if trigger.schedule is not None:
+        return f"schedule '{trigger.schedule.cron}' {trigger.schedule.timezone}"
+    what = trigger.type or trigger.transition or ("pattern" if trigger.pattern else "*")
+    return f"{trigger.topic}:{what}"
 
 
 @definitions.command()

@@ -7,6 +7,7 @@ import click
 from flowbus.cli.approvals import approvals
 from flowbus.cli.definitions import definitions
 from flowbus.cli.dev import dev
+from flowbus.cli.instances import instances
 from flowbus.cli.kafka import publish, tail, topics
 from flowbus.cli.worker import migrate, worker
 
@@ -28,9 +29,13 @@ def bench() -> None:
 def _register() -> None:
     for command in (dev, worker, migrate, publish, tail, topics, definitions, approvals, bench):
         cli.add_command(command)
+    cli.add_command(instances)
     from flowbus.bench.match import match_command
 
     bench.add_command(match_command, name="match")
+    from flowbus.bench.e2e import e2e_command
+
+    bench.add_command(e2e_command, name="e2e")
 
 
 _register()

@@ -28,14 +28,6 @@ class TriggerMatch:
     trigger: Trigger
 
 
-def trigger_pattern(trigger: Trigger) -> dict[str, Any]:
-    """The event pattern a trigger stands for."""
-    pattern: dict[str, Any] = {}
-    if trigger.type is not None:
-        pattern["type"] = [trigger.type]
-    return pattern
-
-
 class DefinitionCatalog:
     """Active definitions indexed by trigger, plus a cache of compiled versions."""
 
@@ -54,7 +46,9 @@ class DefinitionCatalog:
         for d_index, definition in enumerate(definitions):
             self.remember(definition)
             for t_index, trigger in enumerate(definition.triggers):
-                entries.append(((d_index, t_index), trigger.topic, trigger_pattern(trigger)))
+                pattern = trigger.event_pattern()
+                if pattern is not None:
+                    entries.append(((d_index, t_index), trigger.topic, pattern))
         self._index = TriggerIndex(entries)
         self._active = definitions
 
@@ -98,6 +92,9 @@ class DefinitionCatalog:
                     (probe.event_type, probe.match.source)
                 ] = probe
         self._probes = {topic: list(probes.values()) for topic, probes in found.items()}
+
+    def wait_topics(self) -> set[str]:
+        return set(self._probes)
 
     def probes(self, topic: str) -> list[WaitProbe]:
         return self._probes.get(topic, [])

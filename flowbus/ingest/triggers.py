@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog, TriggerMatch
+from flowbus.definitions.model import TransformError
 from flowbus.engine.inputs import EngineInput, EventReceived
 from flowbus.engine.run import rfc3339
 from flowbus.envelope import BadEvent, DomainEvent, parse_record
@@ -60,13 +61,10 @@ class BatchReport:
 
 def workflow_input(match: TriggerMatch, document: dict[str, Any]) -> Any:
     """The instance input: the trigger's transform of the event, else the event's data."""
-    transform = match.trigger.transform
-    if transform is None:
-        return document["data"]
     try:
-        return transform.expression.search(document)
-    except PathError as exc:
-        raise StartRefused(f"transform failed: {exc}") from None
+        return match.trigger.input_for(document)
+    except TransformError as exc:
+        raise StartRefused(str(exc)) from None
 
 
 def dead_letter(
@@ -127,7 +125,8 @@ class TriggerIngest:
             conn, self._group, {(r.topic, r.partition) for r in records}
         )
         advanced: dict[TopicPartition, int] = {}
-        starts: list[StartRequest] = []
+        # By instance id: an event repeated within one batch starts its workflows once.
+        starts: dict[str, StartRequest] = {}
         probes: list[tuple[str, str | None, str, str, dict[str, Any]]] = []
         for record in records:
             tp = (record.topic, record.partition)
@@ -165,12 +164,13 @@ class TriggerIngest:
                 report.unmatched += 1
             for match in matches:
                 try:
-                    starts.append(self._start_request(catalog, match, event, document))
+                    request = self._start_request(catalog, match, event, document)
+                    starts.setdefault(request.instance_id, request)
                 except StartRefused as exc:
                     dead_letter(outbox, record, at, str(exc), match.definition.id)
                     report.dead_lettered += 1
         if starts:
-            await work.start(starts)
+            await work.start(list(starts.values()))
         if probes:
             report.buffered = await self._deliver_to_waits(work, probes)
         report.work = await work.flush()
@@ -213,10 +213,15 @@ class TriggerIngest:
         problems = catalog.input_errors(definition, value)
         if problems:
             raise StartRefused("input does not match inputSchema: " + "; ".join(problems))
+        try:
+            correlation_id = match.trigger.correlation_for(document)
+        except TransformError as exc:
+            raise StartRefused(str(exc)) from None
         return StartRequest(
             definition=definition,
             instance_id=instance_id_for(event, definition.id),
             input=value,
             trigger=document,
             trigger_event_id=event.id,
+            correlation_id=correlation_id,
         )

@@ -185,3 +185,17 @@ approvals = Table(
     ),
     Index("ix_approvals_instance", "instance_id"),
 )
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("workflow_id", Text, nullable=False),
+    Column("trigger_index", Integer, nullable=False),
+    Column("cron", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    Column("next_due", DateTime(timezone=True), nullable=False),
+    Column("last_tick", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("workflow_id", "trigger_index"),
+    Index("ix_schedules_next_due", "next_due"),
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from faust.types import EventT, StreamT
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from flowbus import metrics
 from flowbus.approvals.tokens import DecisionVerifier
 from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
@@ -37,6 +39,7 @@ from flowbus.store.definitions import active_definitions, all_documents, save_de
 from flowbus.store.offsets import advance_positions, lock_positions
 from flowbus.timers.poller import TimerPoller
 from flowbus.timers.retention import RetentionPurge
+from flowbus.timers.schedules import ScheduleLoop
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +88,7 @@ class WorkerRuntime:
         self.retention = RetentionPurge(
             self.engine, lambda: self.catalog, interval=settings.worker.purge_interval
         )
+        self.schedules = ScheduleLoop(self.engine, on_work=self.after_work, **shared)
         self.actions = ActionRunner(
             self.engine,
             concurrency=settings.worker.action_concurrency,
@@ -129,6 +133,13 @@ class WorkerRuntime:
             documents = await all_documents(conn)
         self.catalog.replace_active(active)
         self.catalog.set_wait_probes(documents)
+        for topic in self.catalog.wait_topics() - set(self.settings.source_topics):
+            log.warning(
+                "definitions.wait_topic_not_consumed",
+                topic=topic,
+                hint="event waits on this topic never end: add it to source_topics",
+            )
+        await self.schedules.sync()
         log.info("definitions.loaded", workflows=[f"{d.id}@v{d.version}" for d in active])
 
     async def watch_definitions(self) -> None:
@@ -161,6 +172,7 @@ class WorkerRuntime:
         attempt = 0
         while True:
             try:
+                began = time.perf_counter()
                 result = await apply(records)
             except TRANSIENT as exc:
                 delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
@@ -177,6 +189,7 @@ class WorkerRuntime:
                 await self._dead_letter_alone(records[0])
                 return
             self.after_work(result if isinstance(result, WorkReport) else result.work)
+            metrics.observe_batch(records, result, began, self.settings.topics)
             return
 
     async def _dead_letter_alone(self, record: ConsumedRecord) -> None:
@@ -199,6 +212,7 @@ class WorkerRuntime:
                         conn, self.settings.consumer_group, {tp: record.offset + 1}
                     )
                 self.relay.wake()
+                metrics.observe_dead_letter(record, self.settings.topics)
                 return
             except TRANSIENT as exc:
                 log.warning("batch.retry", error=str(exc).splitlines()[0])
@@ -276,6 +290,7 @@ def create_app(settings: Settings) -> FlowbusApp:
         ("timers", runtime.timers.run),
         ("actions", runtime.actions.run),
         ("retention", runtime.retention.run),
+        ("schedules", runtime.schedules.run),
     ):
         app.task(_task(name, loop))
 
@@ -310,6 +325,7 @@ def _record(event: EventT[Any]) -> ConsumedRecord:
 def run_worker(settings: Settings) -> None:
     """Run a worker in this process until SIGINT/SIGTERM."""
     app = create_app(settings)
+    metrics.serve_metrics(settings.worker.metrics_port, settings.worker.metrics_host)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.upper(),

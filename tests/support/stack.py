@@ -81,7 +81,8 @@ class Stack:
 def _rename_topics(definition: dict[str, Any], suffix: str) -> dict[str, Any]:
     document = orjson.loads(orjson.dumps(definition))
     for trigger in document.get("triggers", []):
-        trigger["topic"] = f"{suffix}.{trigger['topic']}"
+        if "topic" in trigger:
+            trigger["topic"] = f"{suffix}.{trigger['topic']}"
 
     def rename(call: dict[str, Any]) -> None:
         config = call.get("config")
