@@ -16,9 +16,8 @@ import structlog
 from prometheus_client import Counter, Histogram, start_http_server
 
 from flowbus.config import TopicNames
+from flowbus.ingest.batch import BatchReport
 from flowbus.ingest.records import ConsumedRecord
-from flowbus.ingest.triggers import BatchReport
-from flowbus.service.unit_of_work import WorkReport
 
 log = structlog.get_logger(__name__)
 
@@ -80,19 +79,18 @@ def observe_batch(
         return
     stream = stream_of(records[0].topic, topics)
     BATCH_SECONDS.labels(stream).observe(time.perf_counter() - began)
-    work: WorkReport | None = result if isinstance(result, WorkReport) else None
-    if isinstance(result, BatchReport):
-        RECORDS_SKIPPED.inc(result.skipped)
-        EVENTS_UNMATCHED.inc(result.unmatched)
-        DEAD_LETTERS.labels(stream).inc(result.dead_lettered)
-        work = result.work
     for record in records:
         RECORDS_CONSUMED.labels(record.topic).inc()
-    if work is not None:
-        if isinstance(result, BatchReport):
-            TRIGGER_MATCHES.inc(len(work.started) + work.duplicates)
-        INSTANCES_STARTED.labels(stream).inc(len(work.started))
-        INPUTS_APPLIED.labels(stream).inc(work.applied)
+    if not isinstance(result, BatchReport):
+        return
+    RECORDS_SKIPPED.inc(result.skipped)
+    EVENTS_UNMATCHED.inc(result.unmatched)
+    DEAD_LETTERS.labels(stream).inc(result.dead_lettered)
+    work = result.work
+    if stream == "events":
+        TRIGGER_MATCHES.inc(len(work.started) + work.duplicates)
+    INSTANCES_STARTED.labels(stream).inc(len(work.started))
+    INPUTS_APPLIED.labels(stream).inc(work.applied)
 
 
 def observe_dead_letter(record: ConsumedRecord, topics: TopicNames) -> None:

@@ -9,26 +9,21 @@ not parse, or name an unknown instance or workflow, go to the dead-letter topic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import Command, EngineInput, EventReceived
-from flowbus.engine.run import rfc3339
-from flowbus.envelope import BadEvent, DomainEvent, parse_record
+from flowbus.envelope import DomainEvent
+from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.ingest.records import ConsumedRecord
-from flowbus.ingest.triggers import dead_letter
-from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.definitions import UnknownDefinition, definition_to_start
-from flowbus.service.unit_of_work import StartRequest, UnitOfWork, WorkReport
-from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
+from flowbus.service.unit_of_work import StartRequest
 from flowbus.store.tables import instances
 
 log = structlog.get_logger(__name__)
@@ -98,77 +93,35 @@ def parse_command(event: DomainEvent) -> StartCommand | CancelCommand | PauseCom
         raise CommandRefused(f"invalid command: {problems}") from None
 
 
-class CommandIngest:
+class CommandIngest(BatchIngest):
     """Applies batches of command records."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        catalog: Callable[[], DefinitionCatalog],
-        outbox: Callable[[], OutboxBatch],
-        consumer_group: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._engine = engine
-        self._catalog = catalog
-        self._new_outbox = outbox
-        self._group = consumer_group
-        self._clock = clock
-
-    async def apply(self, records: Sequence[ConsumedRecord]) -> WorkReport:
-        async with self._engine.begin() as conn:
-            return await self._apply(conn, records)
-
-    async def _apply(self, conn: AsyncConnection, records: Sequence[ConsumedRecord]) -> WorkReport:
-        now = self._clock()
-        at = rfc3339(now)
-        catalog = self._catalog()
-        outbox = self._new_outbox()
-        work = UnitOfWork(conn, catalog, outbox, now)
-        positions = await lock_positions(
-            conn, self._group, {(r.topic, r.partition) for r in records}
-        )
-        advanced: dict[TopicPartition, int] = {}
+    async def handle(self, batch: Batch) -> None:
         parsed: list[tuple[ConsumedRecord, DomainEvent, Any]] = []
-        for record in records:
-            tp = (record.topic, record.partition)
-            if record.offset < positions.get(tp, 0):
-                continue
-            advanced[tp] = max(advanced.get(tp, 0), record.offset + 1)
+        for record, event in batch.events:
             try:
-                event = parse_record(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    record.headers,
-                )
                 parsed.append((record, event, parse_command(event)))
-            except (BadEvent, CommandRefused) as exc:
-                dead_letter(outbox, record, at, str(exc))
+            except CommandRefused as exc:
+                batch.dead_letter(record, str(exc))
         targets = {str(c.instance_id) for _, _, c in parsed if not isinstance(c, StartCommand)}
-        known = await _existing(conn, targets)
+        known = await _existing(batch.conn, targets)
         starts: list[StartRequest] = []
         deliveries: list[tuple[str, EngineInput]] = []
         for record, event, command in parsed:
             try:
                 if isinstance(command, StartCommand):
-                    starts.append(await self._start(conn, catalog, event, command))
+                    starts.append(await self._start(batch.conn, batch.catalog, event, command))
                     continue
                 instance_id = str(command.instance_id)
                 if instance_id not in known:
                     raise CommandRefused(f"unknown instance {instance_id}")
                 deliveries.append((instance_id, _engine_input(event, command)))
             except CommandRefused as exc:
-                dead_letter(outbox, record, at, str(exc))
+                batch.dead_letter(record, str(exc))
         if starts:
-            await work.start(starts)
+            await batch.work.start(starts)
         if deliveries:
-            await work.deliver(deliveries)
-        report = await work.flush()
-        await advance_positions(conn, self._group, advanced)
-        return report
+            await batch.work.deliver(deliveries)
 
     async def _start(
         self,

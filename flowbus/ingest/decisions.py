@@ -11,26 +11,22 @@ engine, a non-assignee, a late or a repeated decider) changes nothing and produc
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.approvals.tokens import DecisionVerifier, TokenRefused
 from flowbus.config import TopicNames
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import ApprovalDecision, EngineInput
-from flowbus.engine.run import rfc3339
-from flowbus.envelope import BadEvent, DomainEvent, parse_record
-from flowbus.ingest.records import ConsumedRecord
-from flowbus.ingest.triggers import dead_letter
+from flowbus.envelope import DomainEvent
+from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.outbox.writer import OutboxBatch
-from flowbus.service.unit_of_work import UnitOfWork, WorkReport
 from flowbus.store.approvals import find_approvals
-from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +40,7 @@ class DecisionRefused(ValueError):
         self.decided_by = decided_by
 
 
-class DecisionIngest:
+class DecisionIngest(BatchIngest):
     """Applies batches of decision records."""
 
     def __init__(
@@ -57,49 +53,16 @@ class DecisionIngest:
         topics: TopicNames,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
-        self._catalog = catalog
-        self._new_outbox = outbox
-        self._group = consumer_group
+        super().__init__(engine, catalog, outbox, consumer_group, clock)
         self._verifier = verifier
         self._topics = topics
-        self._clock = clock
 
-    async def apply(self, records: Sequence[ConsumedRecord]) -> WorkReport:
-        async with self._engine.begin() as conn:
-            return await self._apply(conn, records)
-
-    async def _apply(self, conn: AsyncConnection, records: Sequence[ConsumedRecord]) -> WorkReport:
-        now = self._clock()
-        at = rfc3339(now)
-        outbox = self._new_outbox()
-        work = UnitOfWork(conn, self._catalog(), outbox, now)
-        positions = await lock_positions(
-            conn, self._group, {(r.topic, r.partition) for r in records}
-        )
-        advanced: dict[TopicPartition, int] = {}
-        readable: list[tuple[DomainEvent, dict[str, Any]]] = []
-        for record in records:
-            tp = (record.topic, record.partition)
-            if record.offset < positions.get(tp, 0):
-                continue
-            advanced[tp] = max(advanced.get(tp, 0), record.offset + 1)
-            try:
-                event = parse_record(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    record.headers,
-                )
-            except BadEvent as exc:
-                dead_letter(outbox, record, at, str(exc))
-                continue
-            body = event.data if isinstance(event.data, dict) else {}
-            readable.append((event, body))
+    async def handle(self, batch: Batch) -> None:
+        readable = [
+            (event, event.data if isinstance(event.data, dict) else {}) for _, event in batch.events
+        ]
         known = await find_approvals(
-            conn, [b["approvalId"] for _, b in readable if _is_uuid(b.get("approvalId"))]
+            batch.conn, [b["approvalId"] for _, b in readable if _is_uuid(b.get("approvalId"))]
         )
         deliveries: list[tuple[str, EngineInput]] = []
         for event, body in readable:
@@ -108,15 +71,12 @@ class DecisionIngest:
                 decision = self._check(body, known)
             except DecisionRefused as exc:
                 row = known.get(str(approval_id))
-                self._refuse(outbox, at, event, body, str(exc), exc.decided_by, row)
+                self._refuse(batch.outbox, batch.at, event, body, str(exc), exc.decided_by, row)
                 continue
             row = known[decision.approval_id]
             deliveries.append((str(row.instance_id), replace(decision, decision_id=event.id)))
         if deliveries:
-            await work.deliver(deliveries)
-        report = await work.flush()
-        await advance_positions(conn, self._group, advanced)
-        return report
+            await batch.work.deliver(deliveries)
 
     def _check(self, body: dict[str, Any], known: dict[str, Any]) -> ApprovalDecision:
         approval_id = body.get("approvalId")

@@ -26,10 +26,11 @@ from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.definitions.loader import load_path
 from flowbus.engine.run import rfc3339
+from flowbus.ingest.batch import BatchReport, dead_letter
 from flowbus.ingest.commands import CommandIngest
 from flowbus.ingest.decisions import DecisionIngest
 from flowbus.ingest.records import ConsumedRecord
-from flowbus.ingest.triggers import TriggerIngest, dead_letter
+from flowbus.ingest.triggers import TriggerIngest
 from flowbus.outbox.relay import OutboxRelay, asyncpg_dsn
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.action_runner import ActionRunner
@@ -161,7 +162,7 @@ class WorkerRuntime:
     async def apply_batch(
         self,
         records: list[ConsumedRecord],
-        apply: Callable[[Sequence[ConsumedRecord]], Awaitable[Any]],
+        apply: Callable[[Sequence[ConsumedRecord]], Awaitable[BatchReport]],
     ) -> None:
         """Apply a batch and never let an error escape: faust would ack it anyway.
 
@@ -188,7 +189,7 @@ class WorkerRuntime:
                 log.exception("batch.record_failed", **records[0].describe())
                 await self._dead_letter_alone(records[0])
                 return
-            self.after_work(result if isinstance(result, WorkReport) else result.work)
+            self.after_work(result.work)
             metrics.observe_batch(records, result, began, self.settings.topics)
             return
 
@@ -270,7 +271,9 @@ def create_app(settings: Settings) -> FlowbusApp:
     batch_size, window = settings.worker.batch_size, settings.worker.batch_window
 
     def consume(
-        topics: list[str], name: str, apply: Callable[[Sequence[ConsumedRecord]], Awaitable[Any]]
+        topics: list[str],
+        name: str,
+        apply: Callable[[Sequence[ConsumedRecord]], Awaitable[BatchReport]],
     ) -> None:
         source = app.topic(*topics, key_type=bytes, value_type=bytes)
 

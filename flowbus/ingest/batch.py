@@ -1,0 +1,150 @@
+"""What every consumer of a topic does with a batch, in one PostgreSQL transaction: skip
+records already applied, read the rest as events (dead-lettering the unreadable), let the
+topic's ingest handle them, write the effects, and record the applied offsets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from flowbus.definitions.catalog import DefinitionCatalog
+from flowbus.engine.run import rfc3339
+from flowbus.envelope import BadEvent, DomainEvent, parse_record
+from flowbus.ingest.records import ConsumedRecord
+from flowbus.outbox.writer import OutboxBatch
+from flowbus.service.unit_of_work import UnitOfWork, WorkReport
+from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What one batch did, for metrics, logs and waking the worker's loops."""
+
+    consumed: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    unmatched: int = 0
+    buffered: int = 0
+    work: WorkReport = field(default_factory=WorkReport)
+
+    @property
+    def started(self) -> int:
+        return len(self.work.started)
+
+
+def dead_letter(
+    outbox: OutboxBatch,
+    record: ConsumedRecord,
+    at: str,
+    reason: str,
+    definition_id: str | None = None,
+) -> None:
+    """Send a record to the dead-letter topic with the reason (stable id per record)."""
+    position = record.describe()
+    key = record.key.decode("utf-8", errors="replace") if record.key else None
+    outbox.dead_letter(
+        identity=f"{record.topic}:{record.partition}:{record.offset}:{definition_id or ''}",
+        time=at,
+        key=key,
+        data={
+            "reason": reason,
+            "definitionId": definition_id,
+            **position,
+            "key": key,
+            "value": record.value_text(),
+        },
+    )
+    log.warning("event.dead_lettered", reason=reason, definition_id=definition_id, **position)
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch being applied: its readable events, and where their effects go."""
+
+    conn: AsyncConnection
+    work: UnitOfWork
+    catalog: DefinitionCatalog
+    at: str
+    report: BatchReport
+    events: list[tuple[ConsumedRecord, DomainEvent]]
+
+    @property
+    def outbox(self) -> OutboxBatch:
+        return self.work.outbox
+
+    def dead_letter(
+        self, record: ConsumedRecord, reason: str, definition_id: str | None = None
+    ) -> None:
+        dead_letter(self.outbox, record, self.at, reason, definition_id)
+        self.report.dead_lettered += 1
+
+
+class BatchIngest(ABC):
+    """Applies batches of one kind of topic; subclasses say what its events do."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Callable[[], DefinitionCatalog],
+        outbox: Callable[[], OutboxBatch],
+        consumer_group: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._catalog = catalog
+        self._new_outbox = outbox
+        self._group = consumer_group
+        self._clock = clock
+
+    async def apply(self, records: Sequence[ConsumedRecord]) -> BatchReport:
+        """Apply `records` in one transaction."""
+        async with self._engine.begin() as conn:
+            now = self._clock()
+            catalog = self._catalog()
+            report = BatchReport(consumed=len(records))
+            batch = Batch(
+                conn=conn,
+                work=UnitOfWork(conn, catalog, self._new_outbox(), now),
+                catalog=catalog,
+                at=rfc3339(now),
+                report=report,
+                events=[],
+            )
+            positions = await lock_positions(
+                conn, self._group, {(r.topic, r.partition) for r in records}
+            )
+            advanced: dict[TopicPartition, int] = {}
+            for record in records:
+                tp = (record.topic, record.partition)
+                if record.offset < positions.get(tp, 0):
+                    report.skipped += 1
+                    continue
+                advanced[tp] = max(advanced.get(tp, 0), record.offset + 1)
+                try:
+                    event = parse_record(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        record.headers,
+                    )
+                except BadEvent as exc:
+                    batch.dead_letter(record, str(exc))
+                    continue
+                batch.events.append((record, event))
+            await self.handle(batch)
+            report.work = await batch.work.flush()
+            await advance_positions(conn, self._group, advanced)
+            return report
+
+    @abstractmethod
+    async def handle(self, batch: Batch) -> None:
+        """Do what the batch's readable events say, through `batch.work`."""
