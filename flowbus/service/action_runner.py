@@ -26,7 +26,8 @@ from flowbus.engine.inputs import ActionResult
 from flowbus.engine.run import rfc3339
 from flowbus.engine.state import ErrorInfo
 from flowbus.outbox.writer import OutboxBatch
-from flowbus.service.unit_of_work import ACTION_JOB, UnitOfWork, WorkReport
+from flowbus.service.loop import WorkLoop
+from flowbus.service.unit_of_work import ACTION_JOB, WorkReport
 from flowbus.store.tables import timers
 
 log = structlog.get_logger(__name__)
@@ -34,8 +35,10 @@ log = structlog.get_logger(__name__)
 DEFAULT_LEASE = timedelta(seconds=330)  # longer than the longest action timeout (300 s)
 
 
-class ActionRunner:
+class ActionRunner(WorkLoop):
     """Leases due action jobs, runs them concurrently, applies their results."""
+
+    name = "actions"
 
     def __init__(
         self,
@@ -49,41 +52,16 @@ class ActionRunner:
         on_work: Callable[[WorkReport], None] = lambda report: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
-        self._catalog = catalog
-        self._new_outbox = outbox
+        super().__init__(engine, catalog, outbox, on_work=on_work, clock=clock)
         self._concurrency = concurrency
-        self._lease_time = lease
         self._interval = interval
-        self._on_work = on_work
-        self._clock = clock
-        self._wake = asyncio.Event()
+        self._lease_time = lease
         self._running: set[asyncio.Task[None]] = set()
         self.completed = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
         try:
-            while True:
-                self._wake.clear()
-                free = self._concurrency - len(self._running)
-                try:
-                    jobs = await self._lease(free) if free > 0 else []
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("actions.lease_failed", error=str(exc).splitlines()[0])
-                    jobs = []
-                    await asyncio.sleep(1.0)
-                for job in jobs:
-                    task = asyncio.create_task(self._run_job(job))
-                    self._running.add(task)
-                    task.add_done_callback(self._finished)
-                if not jobs:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._interval)
+            await super().run()
         finally:
             for task in self._running:
                 task.cancel()
@@ -92,6 +70,15 @@ class ActionRunner:
                 if closer is not None:
                     with contextlib.suppress(Exception):
                         await closer()
+
+    async def round(self) -> float:
+        free = self._concurrency - len(self._running)
+        jobs = await self._lease(free) if free > 0 else []
+        for job in jobs:
+            task = asyncio.create_task(self._run_job(job))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return 0.0 if jobs else self._interval
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -179,7 +166,7 @@ class ActionRunner:
             )
             if gone.first() is None:
                 return
-            work = UnitOfWork(conn, self._catalog(), self._new_outbox(), now)
+            work = self.unit_of_work(conn, now)
             await work.deliver([(str(job.instance_id), result)])
             report = await work.flush()
         self._on_work(report)

@@ -4,8 +4,6 @@ one transaction."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +16,8 @@ from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import EngineInput, TimerFired
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.codec import decode_input
-from flowbus.service.unit_of_work import ACTION_JOB, INBOX, UnitOfWork, WorkReport
+from flowbus.service.loop import WorkLoop
+from flowbus.service.unit_of_work import ACTION_JOB, INBOX, WorkReport
 from flowbus.store.tables import event_buffer, instances, timers
 
 log = structlog.get_logger(__name__)
@@ -27,8 +26,10 @@ log = structlog.get_logger(__name__)
 _HELD_WHEN_PAUSED = ("retry", "wait", "wait_timeout", "step_timeout", "deadline")
 
 
-class TimerPoller:
+class TimerPoller(WorkLoop):
     """Fires due timers and delivers inbox inputs."""
+
+    name = "timers"
 
     def __init__(
         self,
@@ -41,38 +42,18 @@ class TimerPoller:
         on_work: Callable[[WorkReport], None] = lambda report: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
-        self._catalog = catalog
-        self._new_outbox = outbox
+        super().__init__(engine, catalog, outbox, on_work=on_work, clock=clock)
         self._batch_size = batch_size
         self._interval = interval
-        self._on_work = on_work
-        self._clock = clock
-        self._wake = asyncio.Event()
+        self._rounds = 0
         self.fired = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Poll until cancelled; a failing round is logged and retried."""
-        rounds = 0
-        while True:
-            self._wake.clear()
-            try:
-                claimed = await self.fire_due()
-                rounds += 1
-                if rounds % 300 == 0:
-                    await self.purge_expired_events()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("timers.round_failed", error=str(exc).splitlines()[0])
-                claimed = 0
-                await asyncio.sleep(1.0)
-            if claimed < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval)
+    async def round(self) -> float:
+        claimed = await self.fire_due()
+        self._rounds += 1
+        if self._rounds % 300 == 0:
+            await self.purge_expired_events()
+        return 0.0 if claimed >= self._batch_size else self._interval
 
     async def fire_due(self) -> int:
         """Claim due timers and inbox rows, apply them, delete them: one transaction."""
@@ -99,7 +80,7 @@ class TimerPoller:
             ).all()
             if not rows:
                 return 0
-            work = UnitOfWork(conn, self._catalog(), self._new_outbox(), now)
+            work = self.unit_of_work(conn, now)
             await work.deliver([(str(row.instance_id), _input(row)) for row in rows])
             await conn.execute(delete(timers).where(timers.c.id.in_([row.id for row in rows])))
             report = await work.flush()

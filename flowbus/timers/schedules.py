@@ -10,8 +10,6 @@ crashes or races happen around the commit.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.definitions.model import Schedule, TransformError, Trigger, WorkflowDefinition
 from flowbus.engine.run import rfc3339
 from flowbus.outbox.writer import OutboxBatch
+from flowbus.service.loop import WorkLoop
 from flowbus.service.unit_of_work import StartRequest, UnitOfWork, WorkReport
 from flowbus.store.definitions import active_definitions
 from flowbus.store.tables import schedules
@@ -117,8 +116,10 @@ class ScheduleRefused(ValueError):
     """A tick's input or correlation is invalid for its workflow."""
 
 
-class ScheduleLoop:
+class ScheduleLoop(WorkLoop):
     """Keeps the schedules table in line with the definitions and starts due ticks."""
+
+    name = "schedules"
 
     def __init__(
         self,
@@ -131,33 +132,15 @@ class ScheduleLoop:
         on_work: Callable[[WorkReport], None] = lambda report: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
-        self._catalog = catalog
-        self._new_outbox = outbox
+        super().__init__(engine, catalog, outbox, on_work=on_work, clock=clock)
         self._batch_size = batch_size
         self._max_sleep = max_sleep
-        self._on_work = on_work
-        self._clock = clock
-        self._wake = asyncio.Event()
         self.started = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Start due ticks until cancelled, sleeping until the next one is due."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.fire_due()
-                delay = await self._seconds_to_next_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("schedules.round_failed", error=str(exc).splitlines()[0])
-                delay = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+    async def round(self) -> float:
+        """Start due ticks; sleep until the next one is due."""
+        await self.fire_due()
+        return await self._seconds_to_next_due()
 
     async def sync(self) -> None:
         """Make the table hold exactly the schedule triggers of the active definitions.
