@@ -48,13 +48,15 @@ async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> s
     """
     if not rows:
         return set()
+    # executemany (batched into multi-row INSERTs by the driver layer) keeps one cached
+    # statement; a .values(list) statement would be compiled anew for every batch size.
     result = await conn.execute(
         insert(instances)
-        .values(list(rows))
         .on_conflict_do_nothing(index_elements=["id"])
-        .returning(instances.c.id)
+        .returning(instances.c.id, sort_by_parameter_order=True),
+        list(rows),
     )
-    return {str(row[0]) for row in result}
+    return {str(row[0]) for row in result if row[0] is not None}
 
 
 async def lock_states(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, InstanceState]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,21 +26,18 @@ async def lock_positions(
     if not wanted:
         return {}
     await conn.execute(
-        insert(offsets)
-        .values(
-            [
-                {"consumer_group": group, "topic": t, "partition": p, "next_offset": 0}
-                for t, p in wanted
-            ]
-        )
-        .on_conflict_do_nothing()
+        insert(offsets).on_conflict_do_nothing(),
+        [
+            {"consumer_group": group, "topic": t, "partition": p, "next_offset": 0}
+            for t, p in wanted
+        ],
     )
     rows = await conn.execute(
         select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)
         .where(
             and_(
                 offsets.c.consumer_group == group,
-                or_(*(and_(offsets.c.topic == t, offsets.c.partition == p) for t, p in wanted)),
+                tuple_(offsets.c.topic, offsets.c.partition).in_(wanted),
             )
         )
         .order_by(offsets.c.topic, offsets.c.partition)
@@ -54,15 +51,14 @@ async def advance_positions(
 ) -> None:
     if not positions:
         return
-    stmt = insert(offsets).values(
-        [
-            {"consumer_group": group, "topic": t, "partition": p, "next_offset": n}
-            for (t, p), n in sorted(positions.items())
-        ]
-    )
+    stmt = insert(offsets)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["consumer_group", "topic", "partition"],
             set_={"next_offset": stmt.excluded.next_offset, "updated_at": stmt.excluded.updated_at},
-        )
+        ),
+        [
+            {"consumer_group": group, "topic": t, "partition": p, "next_offset": n}
+            for (t, p), n in sorted(positions.items())
+        ],
     )
