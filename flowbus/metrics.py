@@ -26,7 +26,7 @@ RECORDS_CONSUMED = Counter(
 )
 RECORDS_SKIPPED = Counter(
     "flowbus_records_skipped",
-    "Redelivered domain events skipped because they were already applied.",
+    "Redelivered records skipped because they were already applied.",
 )
 TRIGGER_MATCHES = Counter(
     "flowbus_trigger_matches",
@@ -38,8 +38,9 @@ EVENTS_UNMATCHED = Counter(
 )
 DEAD_LETTERS = Counter(
     "flowbus_dead_letters",
-    "Records sent to the dead-letter topic: domain events found unreadable or invalid, and "
-    "any record that failed on its own.",
+    "Records sent to the dead-letter topic: unreadable records, events that failed their "
+    "trigger's transform or input schema, refused commands, and any record that failed on "
+    "its own.",
     ["stream"],
 )
 INSTANCES_STARTED = Counter("flowbus_instances_started", "Instances started.", ["stream"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from flowbus.cli.api import api
 from flowbus.cli.approvals import approvals
 from flowbus.cli.definitions import definitions
 from flowbus.cli.dev import dev
 from flowbus.cli.instances import instances
 from flowbus.cli.kafka import publish, tail, topics
+from flowbus.cli.remote import remote
 from flowbus.cli.worker import migrate, worker
 
 
@@ -29,6 +31,8 @@ def bench() -> None:
 def _register() -> None:
     for command in (dev, worker, migrate, publish, tail, topics, definitions, approvals, bench):
         cli.add_command(command)
+    cli.add_command(api)
+    cli.add_command(remote)
     cli.add_command(instances)
     from flowbus.bench.match import match_command
 

@@ -1,0 +1,193 @@
+"""What the API accepts and returns (camelCase JSON). The OpenAPI document is generated from
+these models, so the contract and the validation cannot drift apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from flowbus.api.problems import ProblemItem
+from flowbus.engine.state import InstanceStatus
+
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class RequestModel(ApiModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# -- definitions -------------------------------------------------------------------------
+
+
+class DefinitionVersion(ApiModel):
+    version: int
+    deprecated: bool
+    name: str | None = None
+    description: str | None = None
+    checksum: str
+    created_at: datetime
+
+
+class WorkflowSummary(ApiModel):
+    id: str
+    name: str | None = None
+    latest_version: int
+    active_version: int | None = Field(
+        None, description="The version new instances start on: the latest non-deprecated one."
+    )
+    versions: list[DefinitionVersion]
+
+
+class WorkflowList(ApiModel):
+    items: list[WorkflowSummary]
+
+
+class StoredDefinition(DefinitionVersion):
+    id: str
+    document: dict[str, Any] = Field(description="The definition document as stored.")
+
+
+class DefinitionSaved(ApiModel):
+    id: str
+    version: int
+    created: bool = Field(description="False when this content was already stored.")
+
+
+class DefinitionChange(RequestModel):
+    deprecated: bool = Field(description="A deprecated version starts no new instances.")
+
+
+class DefinitionsDeleted(ApiModel):
+    id: str
+    versions: list[int]
+
+
+class ValidationReport(ApiModel):
+    valid: bool
+    id: str | None = None
+    steps: int | None = Field(None, description="Top-level steps, when valid.")
+    problems: list[ProblemItem] = Field(default_factory=list)
+
+
+# -- instances ---------------------------------------------------------------------------
+
+
+class InstanceSummary(ApiModel):
+    id: str
+    workflow_id: str
+    workflow_version: int
+    status: InstanceStatus
+    correlation_id: str | None = None
+    parent_instance_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+
+
+class InstancePage(ApiModel):
+    items: list[InstanceSummary]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class StepExecution(ApiModel):
+    step_id: str
+    attempt: int
+    step_type: str
+    status: str
+    input: Any = None
+    output: Any = None
+    error: Any = None
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class StepExecutionList(ApiModel):
+    items: list[StepExecution]
+
+
+class CurrentStep(ApiModel):
+    step_id: str
+    status: str
+    attempt: int
+    started_at: str
+
+
+class InstanceDetail(InstanceSummary):
+    parent_step_id: str | None = None
+    input: Any = None
+    output: Any = None
+    error: Any = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+    current_steps: list[CurrentStep] = Field(description="The active steps (`state.active`).")
+    history: list[StepExecution] = Field(description="Every step attempt, in start order.")
+
+
+class StartInstance(RequestModel):
+    workflow_id: str = Field(pattern=WORKFLOW_ID_PATTERN, max_length=200)
+    version: int | None = Field(None, ge=1, description="Default: the active version.")
+    input: Any = None
+    correlation_id: str | None = Field(None, max_length=500)
+
+
+class CancelInstance(RequestModel):
+    compensate: bool = Field(True, description="Undo completed steps first (saga).")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class SendEvent(RequestModel):
+    step_id: str | None = Field(
+        None, max_length=200, description="The waiting step; default: the first that takes it."
+    )
+    event: Any = Field(None, description="Becomes the `data` of the event the step receives.")
+
+
+CommandKind = Literal["start", "pause", "resume", "cancel", "retry", "event"]
+
+
+class CommandAccepted(ApiModel):
+    command_id: str = Field(description="The CloudEvents id of the published command.")
+    command: CommandKind
+    instance_id: str
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    topic: str
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+class EventAccepted(ApiModel):
+    event_id: str = Field(description="The CloudEvents id the event was published with.")
+    topic: str
+    partition: int
+    offset: int
+    mode: Literal["structured", "binary"] = Field(
+        description="structured: the body was a CloudEvent; binary: the body as sent, with "
+        "CloudEvents attributes in ce_* record headers."
+    )
+
+
+# -- health ------------------------------------------------------------------------------
+
+
+class Liveness(ApiModel):
+    status: Literal["ok"] = "ok"
+
+
+class Check(ApiModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(ApiModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, Check]

@@ -1,0 +1,350 @@
+"""Instances: list and read them from PostgreSQL; start, pause, resume, cancel, retry and
+send events by publishing commands, after checking in PostgreSQL that the command is
+legal for the instance's status now."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from flowbus.api.auth import Principal, Role, guarded, requires
+from flowbus.api.context import ApiContext, Context
+from flowbus.api.models import (
+    WORKFLOW_ID_PATTERN,
+    CancelInstance,
+    CommandAccepted,
+    CommandKind,
+    CurrentStep,
+    InstanceDetail,
+    InstancePage,
+    InstanceSummary,
+    SendEvent,
+    StartInstance,
+    StepExecution,
+    StepExecutionList,
+)
+from flowbus.api.problems import ApiProblem, ProblemItem, conflict, not_found
+from flowbus.api.publish import command_data, publish_command
+from flowbus.api.queries import (
+    BadCursor,
+    InstanceFilter,
+    as_definition,
+    instance_page,
+    instance_row,
+    instance_status,
+    startable_definition,
+    step_history,
+)
+from flowbus.engine.state import InstanceStatus
+
+router = APIRouter(prefix="/v1/instances", tags=["instances"])
+
+InstanceId = Annotated[uuid.UUID, Path(description="The instance id (a UUID).")]
+Operator = Annotated[Principal, requires(Role.OPERATOR)]
+_ACCEPTED: dict[str, Any] = {"status_code": 202, **guarded(Role.OPERATOR)}
+
+
+@router.get("", summary="Instances, newest first, filtered and paginated", **guarded(Role.VIEWER))
+async def list_instances(
+    ctx: Context,
+    workflow_id: Annotated[
+        str | None, Query(alias="workflowId", pattern=WORKFLOW_ID_PATTERN, max_length=200)
+    ] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    status: Annotated[
+        list[InstanceStatus] | None, Query(description="Repeat for several statuses.")
+    ] = None,
+    correlation_id: Annotated[str | None, Query(alias="correlationId", max_length=500)] = None,
+    created_after: Annotated[
+        datetime | None, Query(alias="createdAfter", description="Inclusive (RFC 3339).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(alias="createdBefore", description="Exclusive (RFC 3339).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`nextCursor` of the previous page.")
+    ] = None,
+) -> InstancePage:
+    where = InstanceFilter(
+        workflow_id=workflow_id,
+        version=version,
+        statuses=status or (),
+        correlation_id=correlation_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    try:
+        async with ctx.engine.connect() as conn:
+            rows, next_cursor = await instance_page(conn, where, limit, cursor)
+    except BadCursor as exc:
+        item = ProblemItem(detail=str(exc), parameter="cursor")
+        raise ApiProblem(
+            400, "invalid-cursor", str(exc), title="Invalid cursor", errors=[item]
+        ) from None
+    return InstancePage(items=[_summary(r) for r in rows], next_cursor=next_cursor)
+
+
+def _summary(row: Any) -> InstanceSummary:
+    return InstanceSummary(
+        id=str(row.id),
+        workflow_id=row.workflow_id,
+        workflow_version=row.workflow_version,
+        status=row.status,
+        correlation_id=row.correlation_id,
+        parent_instance_id=str(row.parent_instance_id) if row.parent_instance_id else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _execution(row: Any) -> StepExecution:
+    return StepExecution(
+        step_id=row.step_id,
+        attempt=row.attempt,
+        step_type=row.step_type,
+        status=row.status,
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+@router.get(
+    "/{instance_id}",
+    summary="One instance: variables, current steps, step history",
+    **guarded(Role.VIEWER),
+)
+async def get_instance(instance_id: InstanceId, ctx: Context) -> InstanceDetail:
+    async with ctx.engine.connect() as conn:
+        row = await instance_row(conn, str(instance_id))
+        if row is None:
+            raise not_found(f"instance {instance_id} does not exist")
+        history = await step_history(conn, str(instance_id), row.state)
+    state: dict[str, Any] = row.state
+    steps: dict[str, Any] = state.get("steps", {})
+    return InstanceDetail(
+        **_summary(row).model_dump(),
+        parent_step_id=row.parent_step_id,
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        variables=state.get("variables", {}),
+        current_steps=[
+            CurrentStep(
+                step_id=step_id,
+                status=steps[step_id]["status"],
+                attempt=steps[step_id].get("attempt", 1),
+                started_at=steps[step_id]["started_at"],
+            )
+            for step_id in state.get("active", [])
+            if step_id in steps
+        ],
+        history=[_execution(r) for r in history],
+    )
+
+
+@router.get(
+    "/{instance_id}/steps",
+    summary="The instance's step executions, in start order",
+    **guarded(Role.VIEWER),
+)
+async def get_steps(instance_id: InstanceId, ctx: Context) -> StepExecutionList:
+    async with ctx.engine.connect() as conn:
+        found = await instance_status(conn, str(instance_id))
+        if found is None:
+            raise not_found(f"instance {instance_id} does not exist")
+        rows = await step_history(conn, str(instance_id), found.state)
+    return StepExecutionList(items=[_execution(r) for r in rows])
+
+
+@router.post("", summary="Start an instance (publishes a start command)", **_ACCEPTED)
+async def start_instance(
+    request: StartInstance, response: Response, ctx: Context
+) -> CommandAccepted:
+    async with ctx.engine.connect() as conn:
+        row = await startable_definition(conn, request.workflow_id, request.version)
+    if row is None:
+        wanted = "active version" if request.version is None else f"version {request.version}"
+        raise not_found(f"workflow {request.workflow_id!r} has no {wanted}")
+    if row.deprecated:
+        raise conflict(
+            "version-deprecated",
+            f"{request.workflow_id} v{row.version} is deprecated: it starts no new instances",
+        )
+    definition = as_definition(row)
+    problems = ctx.input_problems(definition, request.input)
+    if problems:
+        raise ApiProblem(
+            422,
+            "invalid-input",
+            f"input does not match the inputSchema of {definition.id} v{definition.version}: "
+            + "; ".join(f"{p.pointer}: {p.detail}" for p in problems),
+            title="Invalid input",
+            errors=problems,
+        )
+    instance_id = str(uuid.uuid4())
+    # The version is pinned to the one the input was checked against.
+    data = {
+        "workflowId": definition.id,
+        "version": definition.version,
+        "input": request.input,
+        "instanceId": instance_id,
+        **command_data(correlationId=request.correlation_id),
+    }
+    return await _publish(ctx, response, "start", instance_id, data, definition.version)
+
+
+async def _publish(
+    ctx: ApiContext,
+    response: Response,
+    kind: CommandKind,
+    instance_id: str,
+    data: dict[str, Any],
+    version: int | None = None,
+    workflow_id: str | None = None,
+) -> CommandAccepted:
+    published = await publish_command(
+        ctx.broker,
+        topic=ctx.settings.topics.commands,
+        deployment=ctx.settings.deployment,
+        kind=kind,
+        instance_id=instance_id,
+        data=data,
+    )
+    response.headers["Location"] = f"/v1/instances/{instance_id}"
+    return CommandAccepted(
+        command_id=published.event_id,
+        command=kind,
+        instance_id=instance_id,
+        workflow_id=workflow_id or data.get("workflowId"),
+        workflow_version=version,
+        topic=published.topic,
+    )
+
+
+async def _current(ctx: ApiContext, instance_id: uuid.UUID) -> Any:
+    async with ctx.engine.connect() as conn:
+        row = await instance_status(conn, str(instance_id))
+    if row is None:
+        raise not_found(f"instance {instance_id} does not exist")
+    return row
+
+
+def _illegal(instance_id: uuid.UUID, status: str, action: str, allowed: str) -> ApiProblem:
+    return conflict(
+        "illegal-transition",
+        f"instance {instance_id} is {status}: {action} applies only to {allowed} instances",
+        instanceStatus=status,
+    )
+
+
+async def _command(
+    ctx: ApiContext,
+    response: Response,
+    instance_id: uuid.UUID,
+    kind: CommandKind,
+    data: dict[str, Any],
+    allowed: set[InstanceStatus],
+    allowed_text: str,
+) -> CommandAccepted:
+    row = await _current(ctx, instance_id)
+    if InstanceStatus(row.status) not in allowed:
+        raise _illegal(instance_id, row.status, kind, allowed_text)
+    return await _publish(
+        ctx,
+        response,
+        kind,
+        str(instance_id),
+        {"instanceId": str(instance_id), **data},
+        row.workflow_version,
+        row.workflow_id,
+    )
+
+
+_LIVE = {s for s in InstanceStatus if not s.is_final}
+
+
+@router.post("/{instance_id}/pause", summary="Pause an instance", **_ACCEPTED)
+async def pause(
+    instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
+) -> CommandAccepted:
+    allowed = {InstanceStatus.RUNNING, InstanceStatus.WAITING}
+    data = command_data(by=principal.subject)
+    return await _command(ctx, response, instance_id, "pause", data, allowed, "running or waiting")
+
+
+@router.post("/{instance_id}/resume", summary="Resume a paused instance", **_ACCEPTED)
+async def resume(
+    instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
+) -> CommandAccepted:
+    data = command_data(by=principal.subject)
+    return await _command(
+        ctx, response, instance_id, "resume", data, {InstanceStatus.PAUSED}, "paused"
+    )
+
+
+@router.post(
+    "/{instance_id}/cancel",
+    summary="Cancel an instance, compensating completed steps unless told not to",
+    **_ACCEPTED,
+)
+async def cancel(
+    instance_id: InstanceId,
+    response: Response,
+    ctx: Context,
+    principal: Operator,
+    request: CancelInstance | None = None,
+) -> CommandAccepted:
+    request = request or CancelInstance()
+    data = command_data(compensate=request.compensate, reason=request.reason, by=principal.subject)
+    allowed = _LIVE - {InstanceStatus.COMPENSATING}
+    return await _command(
+        ctx, response, instance_id, "cancel", data, allowed, "running, waiting or paused"
+    )
+
+
+@router.post(
+    "/{instance_id}/retry",
+    summary="Run a failed instance again from the step that failed",
+    **_ACCEPTED,
+)
+async def retry(
+    instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
+) -> CommandAccepted:
+    row = await _current(ctx, instance_id)
+    if row.status != InstanceStatus.FAILED:
+        raise _illegal(instance_id, row.status, "retry", "failed")
+    error = row.state.get("error") or {}
+    if not error.get("step_id") or error.get("type") == "CompensationFailed":
+        raise conflict(
+            "not-retryable",
+            f"instance {instance_id} did not fail in a step it can run again "
+            f"({error.get('type', 'no error recorded')}): start a new instance instead",
+            instanceStatus=row.status,
+        )
+    data = {"instanceId": str(instance_id), **command_data(by=principal.subject)}
+    return await _publish(
+        ctx, response, "retry", str(instance_id), data, row.workflow_version, row.workflow_id
+    )
+
+
+@router.post(
+    "/{instance_id}/events",
+    summary="Send an event to a waiting step of the instance",
+    **_ACCEPTED,
+)
+async def send_event(
+    instance_id: InstanceId,
+    request: SendEvent,
+    response: Response,
+    ctx: Context,
+) -> CommandAccepted:
+    data = command_data(stepId=request.step_id, event=request.event)
+    return await _command(ctx, response, instance_id, "event", data, _LIVE, "unfinished")
