@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from flowbus.config import TopicNames
 from flowbus.ingest.batch import BatchReport
 from flowbus.ingest.records import ConsumedRecord
+from flowbus.service.unit_of_work import WorkReport
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,16 @@ def observe_batch(
         TRIGGER_MATCHES.inc(len(work.started) + work.duplicates)
     INSTANCES_STARTED.labels(stream).inc(len(work.started))
     INPUTS_APPLIED.labels(stream).inc(work.applied)
+    for kind in result.refused:
+        DECISIONS_REFUSED.labels(kind).inc()
+
+
+def observe_work(work: WorkReport) -> None:
+    """What any committed unit of work did: step durations, refusals by the engine."""
+    for workflow_id, step_type, status, seconds in work.finished_steps:
+        STEP_SECONDS.labels(workflow_id, step_type, status).observe(seconds)
+    if work.decisions_refused:
+        DECISIONS_REFUSED.labels("rules").inc(work.decisions_refused)
 
 
 def observe_dead_letter(record: ConsumedRecord, topics: TopicNames) -> None:

@@ -32,6 +32,7 @@ class BatchReport:
     dead_lettered: int = 0
     unmatched: int = 0
     buffered: int = 0
+    refused: list[str] = field(default_factory=list)
     work: WorkReport = field(default_factory=WorkReport)
 
     @property

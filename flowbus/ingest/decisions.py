@@ -35,9 +35,10 @@ _ANSWERS = {"approve": True, "reject": False}
 
 
 class DecisionRefused(ValueError):
-    def __init__(self, reason: str, decided_by: str | None = None) -> None:
+    def __init__(self, reason: str, decided_by: str | None = None, kind: str = "token") -> None:
         super().__init__(reason)
         self.decided_by = decided_by
+        self.kind = kind
 
 
 class DecisionIngest(BatchIngest):
@@ -72,6 +73,7 @@ class DecisionIngest(BatchIngest):
             except DecisionRefused as exc:
                 row = known.get(str(approval_id))
                 self._refuse(batch.outbox, batch.at, event, body, str(exc), exc.decided_by, row)
+                batch.report.refused.append(exc.kind)
                 continue
             row = known[decision.approval_id]
             deliveries.append((str(row.instance_id), replace(decision, decision_id=event.id)))
@@ -82,16 +84,20 @@ class DecisionIngest(BatchIngest):
         approval_id = body.get("approvalId")
         answer = body.get("decision")
         if not isinstance(approval_id, str) or answer not in _ANSWERS:
-            raise DecisionRefused("a decision needs approvalId and decision (approve or reject)")
+            raise DecisionRefused(
+                "a decision needs approvalId and decision (approve or reject)", kind="malformed"
+            )
         try:
             decider = self._verifier.verify(body.get("token"), approval_id, answer)
         except TokenRefused as exc:
             raise DecisionRefused(str(exc)) from None
         row = known.get(approval_id)
         if row is None:
-            raise DecisionRefused("unknown approval", decider.user)
+            raise DecisionRefused("unknown approval", decider.user, kind="unknown")
         if row.status != "pending":
-            raise DecisionRefused(f"the approval is closed ({row.status})", decider.user)
+            raise DecisionRefused(
+                f"the approval is closed ({row.status})", decider.user, kind="closed"
+            )
         comment = body.get("comment")
         return ApprovalDecision(
             step_id=row.step_id,

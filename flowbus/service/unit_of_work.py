@@ -80,6 +80,9 @@ class WorkReport:
     actions_queued: int = 0
     timers_set: int = 0
     inbox_sent: int = 0
+    # Attempts that ended: (workflow id, step type, status, seconds).
+    finished_steps: list[tuple[str, str, str, float]] = field(default_factory=list)
+    decisions_refused: int = 0
 
 
 def _parse(moment: str) -> datetime:
@@ -178,10 +181,19 @@ class UnitOfWork:
             match effect:
                 case EmitEvent():
                     self.outbox.emit(instance_id, effect)
+                    if effect.type == "flowbus.approval.decision_refused":
+                        self.report.decisions_refused += 1
                 case PublishEvent():
                     self.outbox.publish(effect)
                 case RecordAttempt():
                     self._attempts.append((instance_id, effect))
+                    if effect.finished_at is not None:
+                        seconds = (
+                            _parse(effect.finished_at) - _parse(effect.started_at)
+                        ).total_seconds()
+                        self.report.finished_steps.append(
+                            (state.workflow_id, effect.step_type, effect.status, seconds)
+                        )
                 case LogLine():
                     log.log(
                         _LEVELS.get(effect.level, 20),

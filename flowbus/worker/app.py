@@ -106,6 +106,7 @@ class WorkerRuntime:
         self.relay.wake()
         if report is None:
             return
+        metrics.observe_work(report)
         if report.timers_set or report.inbox_sent:
             self.timers.wake()
         if report.actions_queued:

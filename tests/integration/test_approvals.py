@@ -9,18 +9,21 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import jwt
 import pytest_asyncio
 from pydantic import SecretStr
 
 from flowbus.approvals.tokens import sign_decision
 from flowbus.config import ApprovalSettings
+from flowbus.devstack.ports import free_port
 from tests.integration.conftest import DeploymentFactory
 from tests.support.stack import Deployment, Stack
 
 SECRET = "decisions-" + "s" * 32
 KEYS = ApprovalSettings(hs256_secret=SecretStr(SECRET))
 ENV = {"FLOWBUS_APPROVALS__HS256_SECRET": SECRET}
+METRICS_PORT = free_port()
 
 
 def trigger(kind: str) -> list[dict[str, Any]]:
@@ -176,7 +179,9 @@ class Approvals:
 @pytest_asyncio.fixture(scope="module")
 async def desk(stack: Stack) -> AsyncIterator[Approvals]:
     deployment = await stack.deployment("approvals", DEFINITIONS)
-    await deployment.start_worker(extra_env=ENV)
+    await deployment.start_worker(
+        extra_env={**ENV, "FLOWBUS_WORKER__METRICS_PORT": str(METRICS_PORT)}
+    )
     try:
         yield Approvals(deployment)
     finally:
@@ -367,3 +372,25 @@ async def test_a_decision_for_a_killed_workers_instance_is_applied_once_after_re
         uuid.UUID(instance_id),
     )
     assert [r["status"] for r in rows] == ["completed"]
+
+
+async def test_the_worker_counts_refusals_and_step_durations(desk: Approvals) -> None:
+    _, approval_id = await desk.start("t.board")
+    await desk.decide(approval_id, "approve", "mallory")
+    await desk.refusal(lambda d: d["approvalId"] == approval_id and d["decidedBy"] == "mallory")
+    await desk.decide(approval_id, "approve", "a", token="not-a-token")
+    await desk.refusal(lambda d: d["approvalId"] == approval_id and d["decidedBy"] is None)
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['flowbus_decisions_refused_total{reason="rules"}'] >= 1
+    assert samples['flowbus_decisions_refused_total{reason="token"}'] >= 1
+    assert any(
+        name.startswith("flowbus_step_duration_seconds_count") and 'step_type="approval"' in name
+        for name in samples
+    )
