@@ -314,6 +314,8 @@ class Run:
 
     def fail_step(self, step: StepModel, error: ErrorInfo) -> None:
         """A try failed: retry it, route the failure, or fail upwards."""
+        if error.step_id is None:
+            error = error.model_copy(update={"step_id": step.id})
         s = self._leave(step, StepStatus.FAILED)
         s.error = error
         self.emit_step(step, "failed", error=error.model_dump(mode="json"))
@@ -465,9 +467,10 @@ class Run:
     # -- compensation (saga) ------------------------------------------------------------
 
     def _compensate_then_end(self, ending: InstanceStatus, cause: ErrorInfo) -> None:
+        # A step that ran several times (in a loop) is undone once, at its latest completion.
         pending = [
             step_id
-            for step_id in reversed(self.state.completed)
+            for step_id in dict.fromkeys(reversed(self.state.completed))
             if self.step(step_id).compensate is not None
             and self.state.steps[step_id].status is StepStatus.COMPLETED
         ]
@@ -704,6 +707,8 @@ class StepCall:
         """Finish the step; continue at `next_step`, or by the step's `next` if not given."""
         target: str | None
         if isinstance(next_step, Follow):
+            # The step's own transitions may test its output (steps.<own id>).
+            self.state.output = output
             try:
                 target = self._run.resolve_next(self.step)
             except ExpressionError as exc:

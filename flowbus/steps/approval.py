@@ -189,16 +189,19 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         if step.quorum == "all":
             if rejections:
                 return "rejected"
-            entries: list[str] = data["assignees"]
+            wanted: list[str] = data["assignees"]
             covered = all(
                 any(matches(entry, d["by"], tuple(d["groups"])) for d in approvals)
-                for entry in entries
+                for entry in wanted
             )
             return "approved" if covered else None
         needed = step.quorum
         if len(approvals) >= needed:
             return "approved"
-        if rejections > len(data["assignees"]) - needed:
+        entries: list[str] = data["assignees"]
+        # Only a list of users bounds who may still approve; a group may have any number
+        # of members, so then only the deadline ends a k-of quorum without k approvals.
+        if all(not e.startswith("group:") for e in entries) and rejections > len(entries) - needed:
             return "rejected"
         return None
 

@@ -1,14 +1,15 @@
 """`fail` steps: end the workflow as failed, on purpose, with an error type to route on.
 
-The failure is like any other step failure: `onFailure` of the fail step is not consulted
-(it exists to fail), so the instance fails and completed steps are compensated.
+A fail step exists to fail, so it takes no `retryPolicy` or `onFailure` (refused at load):
+the instance fails and completed steps are compensated. To route a failure, give the
+step before it an `onFailure` instead.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flowbus.definitions.model import StepModel
 from flowbus.definitions.types import TemplateValue
@@ -24,6 +25,12 @@ class FailStepModel(StepModel):
     error: str = Field("WorkflowFailed", min_length=1, description="The error type.")
     code: str | None = None
     message: TemplateValue | None = Field(None, description="Why (a template).")
+
+    @model_validator(mode="after")
+    def _fails_for_good(self) -> FailStepModel:
+        if self.retry_policy is not None or self.on_failure is not None:
+            raise ValueError("onFailure: a fail step takes no retryPolicy or onFailure")
+        return self
 
 
 class FailStep(StepType[FailStepModel]):

@@ -116,7 +116,7 @@ def test_action_result_with_an_error_fails_the_step_and_the_instance(
     )
 
     assert transition.state.status is InstanceStatus.FAILED
-    assert transition.state.error == error
+    assert transition.state.error == error.model_copy(update={"step_id": "charge"})
     assert event_types(transition.effects) == ["flowbus.step.failed", "flowbus.instance.failed"]
     assert [(r.step_id, r.status) for r in transition.effects if isinstance(r, RecordAttempt)] == [
         ("charge", "failed")
