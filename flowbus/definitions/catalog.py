@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from flowbus.definitions.inputs import InputValidators
 from flowbus.definitions.model import Trigger, WorkflowDefinition
 from flowbus.expressions import Path, PathError
 from flowbus.matching.index import TriggerIndex
@@ -33,7 +32,7 @@ class DefinitionCatalog:
 
     def __init__(self, active: Iterable[WorkflowDefinition] = ()) -> None:
         self._versions: dict[tuple[str, int], WorkflowDefinition] = {}
-        self._validators: dict[tuple[str, int], Draft202012Validator | None] = {}
+        self._inputs = InputValidators()
         self._active: list[WorkflowDefinition] = []
         self._index: TriggerIndex[tuple[int, int]] = TriggerIndex([])
         self._probes: dict[str, list[WaitProbe]] = {}
@@ -101,16 +100,9 @@ class DefinitionCatalog:
 
     def input_errors(self, definition: WorkflowDefinition, value: Any) -> list[str]:
         """Violations of the definition's input schema (compiled once per version)."""
-        key = (definition.id, definition.version or 0)
-        if key not in self._validators:
-            schema = definition.input_schema
-            self._validators[key] = Draft202012Validator(schema) if schema is not None else None
-        validator = self._validators[key]
-        if validator is None:
-            return []
         return [
             f"{'/'.join(str(p) for p in error.absolute_path) or '<input>'}: {error.message}"
-            for error in validator.iter_errors(value)
+            for error in self._inputs.violations(definition, value)
         ]
 
 
