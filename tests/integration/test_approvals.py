@@ -18,7 +18,7 @@ from flowbus.approvals.tokens import sign_decision
 from flowbus.config import ApprovalSettings
 from flowbus.devstack.ports import free_port
 from tests.integration.conftest import DeploymentFactory
-from tests.support.stack import Deployment, Stack
+from tests.support.stack import Deployment, Stack, gap_free
 
 SECRET = "decisions-" + "s" * 32
 KEYS = ApprovalSettings(hs256_secret=SecretStr(SECRET))
@@ -139,11 +139,12 @@ class Approvals:
             self.d.settings.topics.steps,
             self.d.settings.topics.approvals,
         ]
-        seen = await self.d.read_events(
-            topics,
-            until=lambda evs: until([e for e in evs if e.get("subject") == instance_id]),
-            timeout=timeout,
-        )
+
+        def done(evs: list[dict[str, Any]]) -> bool:
+            own = [e for e in evs if e.get("subject") == instance_id]
+            return until(own) and gap_free(own)
+
+        seen = await self.d.read_events(topics, until=done, timeout=timeout)
         own = {e["id"]: e for e in seen if e.get("subject") == instance_id}
         return sorted(own.values(), key=lambda e: e.get("flowbusseq", 0))
 

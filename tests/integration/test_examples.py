@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from flowbus.approvals.tokens import sign_decision
 from flowbus.config import ApprovalSettings
 from tests.integration.conftest import example_definition
-from tests.support.stack import Deployment, Stack
+from tests.support.stack import Deployment, Stack, gap_free
 
 SECRET = "examples-" + "e" * 32
 EXAMPLES = ["order-fulfilment.yaml", "stock-reservation.yaml", "invoice-reminder.yaml"]
@@ -51,9 +51,9 @@ async def instance_events(
         return sorted(own.values(), key=lambda e: e["flowbusseq"])
 
     def reached(seen: list[dict[str, Any]]) -> bool:
-        return any(
-            e["type"] == until and (step is None or e["data"].get("stepId") == step)
-            for e in mine(seen)
+        own = mine(seen)
+        return gap_free(own) and any(
+            e["type"] == until and (step is None or e["data"].get("stepId") == step) for e in own
         )
 
     seen = await d.read_events(topics, until=reached)

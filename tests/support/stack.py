@@ -273,3 +273,10 @@ class Deployment:
             return list(await conn.fetch(query, *args))
         finally:
             await conn.close()
+
+
+def gap_free(events: list[dict[str, Any]]) -> bool:
+    """Whether an instance's numbered events (`flowbusseq`) read so far are 1..n without a
+    gap: outcome topics are read separately, so a late event on one may still be missing."""
+    numbers = sorted({e["flowbusseq"] for e in events if "flowbusseq" in e})
+    return numbers == list(range(1, len(numbers) + 1))
