@@ -32,12 +32,6 @@ class TopicNames(BaseModel):
     commands: str = "flowbus.commands"
     deadletter: str = "flowbus.deadletter"
 
-    def outcome(self) -> list[str]:
-        return [self.instances, self.steps, self.approvals, self.deadletter]
-
-    def inputs(self) -> list[str]:
-        return [self.decisions, self.commands]
-
 
 class ApprovalSettings(BaseModel):
     """How decision tokens are verified (and signed, by `flowbus approvals decide`)."""
@@ -148,21 +142,6 @@ class Settings(BaseSettings):
         if path.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
-
-    def redacted(self) -> dict[str, Any]:
-        """Settings as a dict safe to log: credentials in URLs are masked."""
-        data = self.model_dump(mode="json")
-        data["database_url"] = _mask_password(self.database_url)
-        return data
-
-
-def _mask_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
 
 
 def load_settings(**overrides: Any) -> Settings:

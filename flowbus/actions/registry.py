@@ -17,13 +17,6 @@ ACTIONS: dict[str, ActionType] = {
 }
 
 
-def get_action(name: str) -> ActionType:
-    try:
-        return ACTIONS[name]
-    except KeyError:
-        raise KeyError(f"unknown action {name!r}; known: {', '.join(sorted(ACTIONS))}") from None
-
-
 def check_action(name: str) -> None:
     """Refuse an unknown action name, listing the known ones."""
     if name not in ACTIONS:

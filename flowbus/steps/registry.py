@@ -39,10 +39,6 @@ class StepDefinitionError(ValueError):
         super().__init__("; ".join(p.render(None).removeprefix("<definition>: ") for p in problems))
 
 
-def step_type_of(step: StepModel) -> StepType[Any]:
-    return STEP_TYPES[step.type]
-
-
 def parse_steps(raw_steps: list[Any]) -> list[StepModel]:
     """Validate raw steps, each with the model its `type` registers; report every problem."""
     steps: list[StepModel] = []

@@ -123,14 +123,6 @@ consumer_offsets = Table(
     PrimaryKeyConstraint("consumer_group", "topic", "partition"),
 )
 
-applied_inputs = Table(
-    "applied_inputs",
-    metadata,
-    Column("input_key", Text, primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_applied_inputs_applied_at", "applied_at"),
-)
-
 subscriptions = Table(
     "subscriptions",
     metadata,
