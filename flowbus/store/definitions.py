@@ -29,7 +29,8 @@ def checksum(document: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _from_row(row: Any) -> WorkflowDefinition:
+def definition_from_row(row: Any) -> WorkflowDefinition:
+    """A stored version as a definition (its document, version and deprecated flag)."""
     document = dict(row.document)
     document["version"] = row.version
     document["deprecated"] = row.deprecated
@@ -102,7 +103,7 @@ async def get_definition(
             select(defs).where(and_(defs.c.workflow_id == workflow_id, defs.c.version == version))
         )
     ).first()
-    return None if row is None else _from_row(row)
+    return None if row is None else definition_from_row(row)
 
 
 async def active_definitions(conn: AsyncConnection) -> list[WorkflowDefinition]:
@@ -118,7 +119,7 @@ async def active_definitions(conn: AsyncConnection) -> list[WorkflowDefinition]:
         .subquery()
     )
     rows = (await conn.execute(select(ranked).where(ranked.c.rank == 1))).all()
-    return [_from_row(row) for row in rows]
+    return [definition_from_row(row) for row in rows]
 
 
 async def set_deprecated(

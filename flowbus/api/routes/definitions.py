@@ -24,13 +24,14 @@ from flowbus.api.models import (
     WorkflowSummary,
 )
 from flowbus.api.problems import ApiProblem, conflict, definition_items, not_found
-from flowbus.api.queries import as_definition, definition_versions, stored_definition
+from flowbus.api.queries import definition_versions, stored_definition
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.mermaid import to_mermaid
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.store.definitions import (
     DefinitionInUse,
+    definition_from_row,
     delete_definition,
     save_definition,
     set_deprecated,
@@ -303,4 +304,4 @@ async def version_mermaid(
 async def _mermaid(ctx: Context, workflow_id: str, version: int | None) -> PlainTextResponse:
     async with ctx.engine.connect() as conn:
         row = await _stored(conn, workflow_id, version)
-    return PlainTextResponse(to_mermaid(as_definition(row)))
+    return PlainTextResponse(to_mermaid(definition_from_row(row)))

@@ -11,7 +11,8 @@ from flowbus.api.context import ApiContext, Context
 from flowbus.api.models import WORKFLOW_ID_PATTERN, EventAccepted
 from flowbus.api.problems import conflict, not_found
 from flowbus.api.publish import publish_webhook
-from flowbus.api.queries import as_definition, startable_definition
+from flowbus.api.queries import startable_definition
+from flowbus.store.definitions import definition_from_row
 
 router = APIRouter(tags=["events"])
 
@@ -102,7 +103,7 @@ async def publish_to_workflow(
         row = await startable_definition(conn, workflow_id, None)
     if row is None:
         raise not_found(f"workflow {workflow_id!r} has no active version")
-    definition = as_definition(row)
+    definition = definition_from_row(row)
     trigger = next((t for t in definition.triggers if t.topic is not None), None)
     if trigger is None or trigger.topic is None:
         raise conflict(

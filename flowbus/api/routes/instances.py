@@ -28,17 +28,10 @@ from flowbus.api.models import (
 )
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, not_found
 from flowbus.api.publish import command_data, publish_command
-from flowbus.api.queries import (
-    BadCursor,
-    InstanceFilter,
-    as_definition,
-    instance_page,
-    instance_row,
-    instance_status,
-    startable_definition,
-    step_history,
-)
+from flowbus.api.queries import instance_row, instance_status, startable_definition, step_history
 from flowbus.engine.state import InstanceStatus
+from flowbus.store.definitions import definition_from_row
+from flowbus.store.queries import BadCursor, InstanceFilter, instance_page
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
@@ -178,7 +171,7 @@ async def start_instance(
             "version-deprecated",
             f"{request.workflow_id} v{row.version} is deprecated: it starts no new instances",
         )
-    definition = as_definition(row)
+    definition = definition_from_row(row)
     problems = ctx.input_problems(definition, request.input)
     if problems:
         raise ApiProblem(

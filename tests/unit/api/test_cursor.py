@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flowbus.api.queries import BadCursor, decode_cursor, encode_cursor
+from flowbus.store.queries import BadCursor, decode_cursor, encode_cursor
 
 
 def test_a_cursor_round_trips_the_position() -> None:
