@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from flowbus.storable import nul_path
+
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 _REQUIRED_ATTRIBUTES = ("id", "source", "type")
@@ -99,6 +101,28 @@ def parse_record(
     headers: Sequence[tuple[str, bytes | None]] | None,
 ) -> DomainEvent:
     """Read one Kafka record as an event, or raise `BadEvent` saying why not."""
+    event = _parse_record(topic, partition, offset, key, value, headers)
+    # JSON can only carry NUL escaped, so the full walk runs only when the escape is there.
+    suspicious = (
+        (value is not None and b"\\u0000" in value)
+        or any("\x00" in k or "\x00" in v for k, v in event.headers.items())
+        or "\x00" in (event.key or "")
+    )
+    if suspicious:
+        where = nul_path(event.match_document())
+        if where is not None:
+            raise BadEvent(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+    return event
+
+
+def _parse_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] | None,
+) -> DomainEvent:
     text_headers = decode_headers(headers)
     text_key = key.decode("utf-8", errors="replace") if key is not None else None
     position = _Position(topic, partition, offset, text_key)

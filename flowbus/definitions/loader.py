@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from flowbus.definitions.errors import DefinitionError, Problem
 from flowbus.definitions.model import StepModel, WorkflowDefinition
+from flowbus.storable import nul_path
 
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -33,6 +34,12 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
     if not isinstance(raw, dict):
         raise DefinitionError(None, [Problem("a definition must be an object")], source)
     definition_id = raw.get("id", raw.get("workflowId"))
+    unstorable = nul_path(raw)
+    if unstorable is not None:
+        problem = Problem("contains a NUL character (\\u0000), which cannot be stored", unstorable)
+        raise DefinitionError(
+            definition_id if isinstance(definition_id, str) else None, [problem], source
+        )
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:

@@ -193,3 +193,25 @@ async def test_a_redelivered_event_starts_no_second_instance(deploy: DeploymentF
     await d.read_events([d.settings.topics.instances], until=completed(3))
     rows = await d.fetch("SELECT input->>'orderId' AS o FROM instances ORDER BY o")
     assert [r["o"] for r in rows] == ["dup", "p", "q"]
+
+
+async def test_an_event_holding_a_nul_character_is_dead_lettered_with_the_place(
+    deploy: DeploymentFactory,
+) -> None:
+    d = await deploy("nul", [ORDER])
+    await d.start_worker()
+    await d.publish(
+        d.topic("orders"),
+        [
+            b'{"type": "order.created", "order_id": "n-1\\u0000", "amount": 5}',
+            {"type": "order.created", "order_id": "n-2", "amount": 5},
+        ],
+    )
+    dead = await d.read_events([d.settings.topics.deadletter], until=lambda e: len(e) >= 1)
+    assert dead[0]["data"]["reason"] == (
+        "data.order_id contains a NUL character (\\u0000), which cannot be stored"
+    )
+    events = await d.read_events([d.settings.topics.instances], until=completed(1))
+    assert {e["data"]["output"]["orderId"] for e in events if e["type"].endswith("completed")} == {
+        "n-2"
+    }

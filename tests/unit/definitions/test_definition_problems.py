@@ -142,3 +142,12 @@ def test_error_message_lists_several_problems_one_per_line() -> None:
 def test_document_that_is_not_an_object_is_refused() -> None:
     with pytest.raises(DefinitionError, match="a definition must be an object"):
         validate_definition(["not", "an", "object"])
+
+
+def test_a_nul_character_anywhere_is_refused_naming_the_field() -> None:
+    step = {"id": "a", "type": "approval", "assignees": ["ok", "x\x00y"]}
+
+    [problem] = problems_of({"id": "wf", "steps": [step]})
+
+    assert problem.field == "steps[0].assignees[1]"
+    assert "NUL character" in problem.message

@@ -258,3 +258,14 @@ def test_cloudevent_written_is_read_back_as_the_same_event() -> None:
         {"a": 1},
     )
     assert event.extensions == {}
+
+
+def test_a_nul_character_is_a_bad_event_naming_where_it_is() -> None:
+    with pytest.raises(BadEvent, match=r"data\.note contains a NUL character"):
+        parse_record("orders", 0, 1, None, b'{"type": "t", "note": "a\\u0000b"}', [])
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text() -> None:
+    event = parse_record("orders", 0, 1, None, b'{"note": "a\\\\u0000b"}', [])
+
+    assert event.data == {"note": "a\\u0000b"}
