@@ -7,6 +7,8 @@ registry dispatches on `type`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -442,6 +444,14 @@ class ExecutionLog(DefinitionModel):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StepLayout:
+    """Every step by id, and for a step inside a parallel branch, (parallel id, branch id)."""
+
+    steps: Mapping[str, StepModel]
+    branch_of: Mapping[str, tuple[str, str]]
+
+
 class WorkflowDefinition(DefinitionModel):
     """A versioned workflow: triggers, input schema, context mappings and steps."""
 
@@ -470,6 +480,7 @@ class WorkflowDefinition(DefinitionModel):
         default_factory=list, description="Stored and returned as given, for user interfaces."
     )
     execution_log: ExecutionLog = Field(default_factory=ExecutionLog)
+    _layout: StepLayout | None = PrivateAttr(None)
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -486,13 +497,22 @@ class WorkflowDefinition(DefinitionModel):
 
     def step_map(self) -> dict[str, StepModel]:
         """Every step by id, the steps of parallel branches included."""
-        found: dict[str, StepModel] = {}
+        return dict(self.layout().steps)
 
-        def visit(steps: list[StepModel]) -> None:
-            for step in steps:
-                found.setdefault(step.id, step)
-                for _, nested in step.branches():
-                    visit(nested)
+    def layout(self) -> StepLayout:
+        """Where every step is, computed once per definition (definitions are immutable)."""
+        if self._layout is None:
+            steps: dict[str, StepModel] = {}
+            branch_of: dict[str, tuple[str, str]] = {}
 
-        visit(list(self.steps))
-        return found
+            def visit(listed: list[StepModel]) -> None:
+                for step in listed:
+                    steps.setdefault(step.id, step)
+                    for branch_id, nested in step.branches():
+                        for inner in nested:
+                            branch_of.setdefault(inner.id, (step.id, branch_id))
+                        visit(nested)
+
+            visit(list(self.steps))
+            self._layout = StepLayout(steps=steps, branch_of=branch_of)
+        return self._layout

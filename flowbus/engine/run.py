@@ -92,8 +92,9 @@ class Run:
         self.moment = now
         self.now = rfc3339(now)
         self.effects: list[Effect] = []
-        self._steps = definition.step_map()
-        self._branch_of = _branch_index(definition)
+        layout = definition.layout()
+        self._steps = layout.steps
+        self._branch_of = layout.branch_of
         self._step_types = STEP_TYPES
         self._ready: deque[str] = deque()
 
@@ -648,21 +649,6 @@ def _jittered(policy: RetryPolicy, attempt: int, seed: str) -> timedelta:
     fraction = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
     spread = 1 - policy.jitter + 2 * policy.jitter * fraction
     return base * spread
-
-
-def _branch_index(definition: WorkflowDefinition) -> dict[str, tuple[str, str]]:
-    """Step id -> (parallel step id, branch id) for every step inside a parallel branch."""
-    index: dict[str, tuple[str, str]] = {}
-
-    def visit(steps: list[StepModel]) -> None:
-        for step in steps:
-            for branch_id, nested in step.branches():
-                for inner in nested:
-                    index.setdefault(inner.id, (step.id, branch_id))
-                visit(nested)
-
-    visit(list(definition.steps))
-    return index
 
 
 class StepCall:
