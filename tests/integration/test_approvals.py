@@ -18,6 +18,7 @@ from flowbus.approvals.tokens import sign_decision
 from flowbus.config import ApprovalSettings
 from flowbus.devstack.ports import free_port
 from tests.integration.conftest import DeploymentFactory
+from tests.support.contracts import contract_violations
 from tests.support.stack import Deployment, Stack, gap_free
 
 SECRET = "decisions-" + "s" * 32
@@ -395,3 +396,14 @@ async def test_the_worker_counts_refusals_and_step_durations(desk: Approvals) ->
         name.startswith("flowbus_step_duration_seconds_count") and 'step_type="approval"' in name
         for name in samples
     )
+
+
+async def test_every_event_this_module_saw_matches_the_topic_catalog(desk: Approvals) -> None:
+    d = desk.d
+    topics = [d.settings.topics.instances, d.settings.topics.steps, d.settings.topics.approvals]
+    seen = await d.read_events(topics, until=lambda events: len(events) > 0)
+    await asyncio.sleep(1.0)
+    seen = await d.read_events(topics, until=lambda events: len(events) >= len(seen))
+
+    assert len({e["type"] for e in seen}) > 5
+    assert contract_violations(seen) == []

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
-from flowbus.topic_catalog import TOPICS_DIR, event_schemas
 from tests.integration.conftest import DeploymentFactory, workflow_file
+from tests.support.contracts import validator_for
 
 ORDER = workflow_file("order-basic.yaml")
 
@@ -21,15 +19,6 @@ def completed(count: int) -> Any:
         return len(done) >= count
 
     return check
-
-
-def validator_for(event_type: str) -> Draft202012Validator:
-    schemas = event_schemas()
-    registry: Registry = Registry()
-    for path in (TOPICS_DIR / "schemas").glob("*.json"):
-        resource = Resource.from_contents(orjson.loads(path.read_bytes()))
-        registry = registry.with_resource(path.name, resource)
-    return Draft202012Validator(schemas[event_type], registry=registry)
 
 
 def by_instance(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

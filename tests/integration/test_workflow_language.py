@@ -14,6 +14,7 @@ import pytest_asyncio
 from flowbus.definitions.loader import validate_definition
 from flowbus.store.database import create_engine
 from flowbus.store.definitions import save_definition
+from tests.support.contracts import contract_violations
 from tests.support.http import HookServer
 from tests.support.stack import Deployment, Stack
 
@@ -788,3 +789,14 @@ async def test_execution_log_tags_events_filters_history_and_purges_old_instance
     while await world.d.fetch("SELECT 1 FROM instances WHERE id = $1", instance_id):
         assert asyncio.get_running_loop().time() < deadline, "retention purge did not run"
         await asyncio.sleep(0.5)
+
+
+async def test_every_event_this_module_saw_matches_the_topic_catalog(world: Harness) -> None:
+    d = world.d
+    topics = [d.settings.topics.instances, d.settings.topics.steps, d.settings.topics.approvals]
+    seen = await d.read_events(topics, until=lambda events: len(events) > 0)
+    await asyncio.sleep(1.0)
+    seen = await d.read_events(topics, until=lambda events: len(events) >= len(seen))
+
+    assert len({e["type"] for e in seen}) > 5
+    assert contract_violations(seen) == []
