@@ -80,6 +80,46 @@ class WorkerSettings(BaseModel):
     metrics_host: str = "127.0.0.1"
 
 
+class LimitSettings(BaseModel):
+    """Bounds on what flowbus accepts and produces; each is a clear answer when exceeded.
+
+    Consumed records past a bound are dead-lettered with the reason; API bodies answer
+    413 or 400; a step whose output or variables would pass a bound fails with the typed
+    error `PayloadTooLarge`; an outcome event the broker would refuse is never written.
+    """
+
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest consumed record value (events, commands, decisions).",
+    )
+    max_depth: int = Field(
+        64,
+        ge=4,
+        le=512,
+        description="Deepest nesting of JSON objects and arrays accepted anywhere.",
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest HTTP API request body.")
+    max_step_output_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest JSON output of one step (action results)."
+    )
+    max_variables_bytes: int = Field(
+        512 * 1024, ge=1024, description="Largest JSON of an instance's variables."
+    )
+    max_event_bytes: int = Field(
+        900_000,
+        ge=1024,
+        description="Largest outcome event written to the outbox; keep it under the broker's "
+        "message.max.bytes (1 MiB by default).",
+    )
+    request_timeout: float = Field(
+        30.0, gt=0, description="Seconds an HTTP API request may take (live streams excepted)."
+    )
+    log_value_chars: int = Field(
+        512, ge=64, description="Longest rendering of one log field; longer values are cut."
+    )
+
+
 class ApiAuthSettings(BaseModel):
     """Bearer JWTs: HS256 with a shared secret, or RS256/ES256 with a public key (PEM)."""
 
@@ -127,6 +167,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @classmethod
     def settings_customise_sources(
