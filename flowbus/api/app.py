@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,15 +20,20 @@ from flowbus.api import problems
 from flowbus.api.auth import TokenVerifier
 from flowbus.api.broker import Broker
 from flowbus.api.context import ApiContext
+from flowbus.api.limits import BodyLimit, TimeLimit
 from flowbus.api.metrics import ApiMetrics
 from flowbus.api.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemItem
 from flowbus.api.routes import ROUTERS
 from flowbus.api.routes.health import build_router
 from flowbus.config import Settings
 from flowbus.definitions.schema import definition_json_schema
+from flowbus.limits import JsonLimits
 from flowbus.store.database import create_engine
 
 log = structlog.get_logger(__name__)
+
+# Seconds requests still running at SIGTERM get to finish; live streams end at once.
+GRACEFUL_SHUTDOWN = 3
 
 DESCRIPTION = """Operate a flowbus deployment: workflow definitions, instances, webhook
 triggers, live event streams. Reads come from PostgreSQL; everything that changes an
@@ -57,13 +63,14 @@ class FlowbusApi(FastAPI):
 def create_app(settings: Settings) -> FastAPI:
     """The API app; its database engine and Kafka clients live as long as it runs."""
     verifier = TokenVerifier(settings.api.auth) if settings.api.auth.enabled else None
+    stopping = asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=5)
-        broker = Broker(settings.broker_url)
+        broker = Broker(settings.broker_url, settings.limits.max_record_bytes)
         app.state.context = ApiContext(
-            settings=settings, engine=engine, broker=broker, metrics=metrics
+            settings=settings, engine=engine, broker=broker, metrics=metrics, stopping=stopping
         )
         log.info(
             "api.started",
@@ -88,10 +95,14 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.verifier = verifier
+    app.state.stopping = stopping
     problems.install(app)
     app.include_router(build_router(settings.api.auth))
     for router in ROUTERS:
         app.include_router(router)
+    limits = settings.limits
+    app.add_middleware(BodyLimit, limits=JsonLimits(limits.max_body_bytes, limits.max_depth))
+    app.add_middleware(TimeLimit, seconds=limits.request_timeout)
     app.add_middleware(_RequestMetrics, metrics=metrics)
     return app
 
@@ -149,7 +160,24 @@ def _finish(document: dict[str, Any]) -> dict[str, Any]:
             for status, response in responses.items():
                 if status == "default" or int(status) >= 400:
                     response["content"] = problem
+                for media_type, content in response.get("content", {}).items():
+                    _without_item_schema(media_type, content)
     return document
+
+
+def _without_item_schema(media_type: str, content: dict[str, Any]) -> None:
+    """`itemSchema` (what each event of a stream holds) is OpenAPI 3.2: a 3.1 document
+    describes the stream as text, and its items in prose."""
+    if "itemSchema" not in content:
+        return
+    del content["itemSchema"]
+    described = "a stream of Server-Sent Events" if media_type == "text/event-stream" else ""
+    content["schema"] = {
+        "type": "string",
+        "description": (described or media_type)
+        + ": each event's `data` is an outcome CloudEvent as JSON, its `event` the "
+        "CloudEvent's type.",
+    }
 
 
 def _definition_components() -> dict[str, Any]:
@@ -179,13 +207,30 @@ def _rewrite_refs(value: Any) -> Any:
     return value
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, telling the app when it is asked to stop: live streams then end, instead of
+    holding the process until the graceful-shutdown time runs out."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    async def on_tick(self, counter: int) -> bool:
+        should_exit = await super().on_tick(counter)
+        if should_exit:
+            self.stopping.set()
+        return should_exit
+
+
 def serve(settings: Settings) -> None:
-    """Run the API with uvicorn until SIGINT/SIGTERM."""
-    uvicorn.run(
-        create_app(settings),
+    """Run the API with uvicorn until SIGINT/SIGTERM, which stop it within seconds."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.api.host,
         port=settings.api.port,
         log_config=None,
         server_header=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
+    _Server(config, app.state.stopping).run()

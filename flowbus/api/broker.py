@@ -2,7 +2,9 @@
 idempotent), and topic metadata and end offsets for readiness and metrics.
 
 Both clients connect on first use, so the API starts (and reports not ready) while the
-broker is down.
+broker is down. Only a broker that cannot be reached or cannot take a record now is
+`BrokerUnavailable` (503, worth a retry); a record too large to ever be taken is
+`RecordTooLarge` (413), checked before it is sent.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 
 from flowbus.api.problems import ApiProblem
@@ -26,11 +28,17 @@ class BrokerUnavailable(ApiProblem):
         super().__init__(503, "broker-unavailable", detail, headers={"Retry-After": "5"})
 
 
+class RecordTooLarge(ApiProblem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, "too-large", detail, title="Request body too large")
+
+
 class Broker:
     """Kafka clients shared by every request of the API process."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, max_record_bytes: int) -> None:
         self._bootstrap = bootstrap_servers
+        self._max_record_bytes = max_record_bytes
         self._producer: AIOKafkaProducer | None = None
         self._metadata: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
@@ -76,7 +84,16 @@ class Broker:
         key: str | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> RecordMetadata:
-        """Publish one record and wait until every in-sync replica has it."""
+        """Publish one record and wait until every in-sync replica has it.
+
+        A record larger than the consumers take (`limits.max_record_bytes`) is refused
+        unsent: it could only be dead-lettered.
+        """
+        if len(value) > self._max_record_bytes:
+            raise RecordTooLarge(
+                f"the record for {topic} would be {len(value)} bytes, over the limit of "
+                f"{self._max_record_bytes}"
+            )
         producer = await self._started_producer()
         try:
             return await producer.send_and_wait(
@@ -85,6 +102,8 @@ class Broker:
                 key=key.encode() if key is not None else None,
                 headers=list(headers),
             )
+        except MessageSizeTooLargeError as exc:
+            raise RecordTooLarge(f"the broker refused the record for {topic}: {exc!r}") from None
         except KafkaError as exc:
             raise BrokerUnavailable(f"publishing to {topic} failed: {exc!r}") from None
 

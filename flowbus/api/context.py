@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from flowbus.api.problems import ProblemItem, json_pointer
 from flowbus.config import Settings
 from flowbus.definitions.inputs import InputValidators
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.limits import JsonLimits
 
 
 @dataclass
@@ -22,7 +24,14 @@ class ApiContext:
     engine: AsyncEngine
     broker: Broker
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the process is asked to stop: live streams end."""
     _inputs: InputValidators = field(default_factory=InputValidators, init=False, repr=False)
+
+    @property
+    def body_limits(self) -> JsonLimits:
+        limits = self.settings.limits
+        return JsonLimits(limits.max_body_bytes, limits.max_depth)
 
     def input_problems(self, definition: WorkflowDefinition, value: Any) -> list[ProblemItem]:
         """Where `value` breaks the definition's input schema, as pointers into a start

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from flowbus.api.problems import ProblemItem
 from flowbus.engine.state import InstanceStatus
+from flowbus.storable import nul_path
 
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
@@ -21,6 +22,16 @@ class ApiModel(BaseModel):
 
 class RequestModel(ApiModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse NUL anywhere in a field: nothing that holds it can be stored."""
+        assert info.field_name is not None
+        where = nul_path(value, cls.model_fields[info.field_name].alias or info.field_name)
+        if where is not None:
+            raise ValueError(f"{where} holds the NUL character (\\u0000), which cannot be stored")
+        return value
 
 
 # -- definitions -------------------------------------------------------------------------

@@ -91,12 +91,18 @@ def definition_items(problems: Sequence[DefinitionProblem]) -> list[ProblemItem]
 
 
 def problem_response(request: Request, problem: ApiProblem) -> JSONResponse:
+    return problem_for_path(request.url.path, problem)
+
+
+def problem_for_path(path: str, problem: ApiProblem) -> JSONResponse:
+    """The problem document answering a request for `path` (also usable as an ASGI app, by
+    middleware that answers before any route runs)."""
     body = Problem(
         type=PROBLEM_TYPES + problem.kind,
         title=problem.title,
         status=problem.status,
         detail=problem.detail,
-        instance=request.url.path,
+        instance=path,
         errors=problem.errors,
         **problem.extensions,
     )

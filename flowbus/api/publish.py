@@ -28,6 +28,7 @@ from flowbus.api.broker import Broker
 from flowbus.api.problems import ApiProblem, ProblemItem
 from flowbus.engine.run import rfc3339
 from flowbus.envelope import SPEC_VERSION, STRUCTURED_CONTENT_TYPE, cloudevent, encode
+from flowbus.storable import nul_path
 
 WEBHOOK_FALLBACK_TYPE = "flowbus.webhook"
 _BINARY_ATTRIBUTES = ("id", "source", "type", "subject", "time", "dataschema")
@@ -87,6 +88,11 @@ async def publish_webhook(
 ) -> Published:
     """Publish a webhook body to `topic` (see the module docstring for how)."""
     parsed = _json(body)
+    unstorable = nul_path(parsed) if b"\\u0000" in body else None
+    if unstorable is not None:
+        raise _invalid(f"{unstorable} holds the NUL character (\\u0000), which cannot be stored")
+    if key is not None and "\x00" in key:
+        raise _invalid("the key holds the NUL character (\\u0000), which cannot be stored")
     structured = (content_type or "").split(";")[0].strip().lower() == STRUCTURED_CONTENT_TYPE
     if structured or (isinstance(parsed, dict) and "specversion" in parsed):
         event_id = _check_structured(parsed)

@@ -9,6 +9,9 @@ default partitioning, as the outbox relay produces them); the stream reads those
 instance's creation time and releases them in `flowbusseq` order, 1..n without gaps or
 repeats, across topics (unnumbered notices, such as a refused decision, pass as they come).
 A workflow's stream reads every partition from now on.
+
+Every stream ends within a second of the API process being asked to stop, so that open
+streams never hold up its shutdown.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ _END = object()
 
 
 class StreamBroken(Exception):
-    """The stream's consumer failed; the stream ends (the client may reconnect)."""
+    """The stream cannot go on (its consumer failed, or the process is stopping); it ends
+    and the client may reconnect."""
 
 
 class SequenceOrder:
@@ -99,6 +103,7 @@ class OutcomeReader:
         topics: Sequence[str],
         wanted: Callable[[dict[str, Any]], bool],
         queue_size: int,
+        stopping: asyncio.Event,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False
@@ -107,6 +112,7 @@ class OutcomeReader:
         self._wanted = wanted
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = stopping
 
     async def start_for_instance(self, instance_id: str, created_at: datetime) -> None:
         """Read the instance's partition of each topic from its creation on."""
@@ -160,10 +166,14 @@ class OutcomeReader:
 
     async def next(self) -> dict[str, Any] | None:
         """The next event, or None when none came within a second (`StreamBroken` when the
-        consumer failed)."""
+        consumer failed or the process is stopping)."""
+        if self._stopping.is_set():
+            raise StreamBroken
         try:
             item = await asyncio.wait_for(self.queue.get(), 1.0)
         except TimeoutError:
+            if self._stopping.is_set():
+                raise StreamBroken from None
             return None
         if item is _END:
             raise StreamBroken

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 import orjson
 import yaml
 from fastapi import APIRouter, Path, Request, Response
@@ -11,7 +12,8 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.api.auth import Role, guarded
-from flowbus.api.context import Context
+from flowbus.api.context import ApiContext, Context
+from flowbus.api.limits import check_expanded, refusal
 from flowbus.api.models import (
     WORKFLOW_ID_PATTERN,
     DefinitionChange,
@@ -23,12 +25,13 @@ from flowbus.api.models import (
     WorkflowList,
     WorkflowSummary,
 )
-from flowbus.api.problems import ApiProblem, conflict, definition_items, not_found
+from flowbus.api.problems import ApiProblem, ProblemItem, conflict, definition_items, not_found
 from flowbus.api.queries import definition_versions, stored_definition
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.mermaid import to_mermaid
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.limits import JsonLimits, LimitExceeded
 from flowbus.store.definitions import (
     DefinitionInUse,
     definition_from_row,
@@ -66,13 +69,26 @@ def _with(role: Role, **extra: Any) -> dict[str, Any]:
     return arguments
 
 
-async def _document(request: Request) -> Any:
+_YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(body: bytes, limits: JsonLimits) -> Any:
+    document = yaml.load(body, Loader=_YAML_LOADER)
+    check_expanded(document, limits)
+    return document
+
+
+async def _document(request: Request, ctx: ApiContext) -> Any:
     body = await request.body()
     media = request.headers.get("content-type", "application/json").split(";")[0].strip()
     try:
-        if media in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.safe_load(body)
+        if media in _YAML_MEDIA_TYPES:
+            # YAML parses at seconds per megabyte: off the event loop, which keeps serving.
+            return await anyio.to_thread.run_sync(_parse_yaml, body, ctx.body_limits)
         return orjson.loads(body)
+    except LimitExceeded as exc:
+        raise refusal(exc) from None
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
         raise ApiProblem(
             400,
@@ -80,11 +96,49 @@ async def _document(request: Request) -> Any:
             f"the request body is not valid {'YAML' if 'yaml' in media else 'JSON'}: {exc}",
             title="Malformed document",
         ) from None
+    except RecursionError:
+        # Block-style YAML nests by indentation, which the byte check on bodies cannot see.
+        raise ApiProblem(
+            400, "too-deep", "the request body is nested too deeply", title="Request body too deep"
+        ) from None
 
 
-def _validated(raw: Any) -> WorkflowDefinition:
+def _id_problem(raw: Any) -> ProblemItem | None:
+    """A definition id that is not a string, which the definition checks cannot name."""
+    if not isinstance(raw, dict):
+        return None
+    for key in ("id", "workflowId"):
+        if key in raw and not isinstance(raw[key], str):
+            return ProblemItem(detail=f"{key} must be a string", pointer=f"#/{key}", field=key)
+    return None
+
+
+async def _checked(raw: Any) -> WorkflowDefinition:
+    """`validate_definition` off the event loop (a large definition takes a while); raises
+    its `DefinitionError`."""
     try:
-        return validate_definition(raw)
+        return await anyio.to_thread.run_sync(validate_definition, raw)
+    except RecursionError:
+        raise ApiProblem(
+            422,
+            "invalid-definition",
+            "the definition's steps nest or chain too deeply to be checked",
+            title="Invalid definition",
+        ) from None
+
+
+async def _validated(raw: Any) -> WorkflowDefinition:
+    wrong_id = _id_problem(raw)
+    if wrong_id is not None:
+        raise ApiProblem(
+            422,
+            "invalid-definition",
+            f"the definition is not valid: {wrong_id.detail}",
+            title="Invalid definition",
+            errors=[wrong_id],
+        )
+    try:
+        return await _checked(raw)
     except DefinitionError as exc:
         raise ApiProblem(
             422,
@@ -162,7 +216,7 @@ async def _save(
     **_with(Role.ADMIN, **_DOCUMENT_BODY),
 )
 async def create_definition(request: Request, response: Response, ctx: Context) -> DefinitionSaved:
-    return await _save(ctx, _validated(await _document(request)), response)
+    return await _save(ctx, await _validated(await _document(request, ctx)), response)
 
 
 @router.post(
@@ -170,10 +224,13 @@ async def create_definition(request: Request, response: Response, ctx: Context) 
     summary="Check a definition without storing it",
     **_with(Role.VIEWER, **_DOCUMENT_BODY),
 )
-async def validate(request: Request) -> ValidationReport:
-    raw = await _document(request)
+async def validate(request: Request, ctx: Context) -> ValidationReport:
+    raw = await _document(request, ctx)
+    wrong_id = _id_problem(raw)
+    if wrong_id is not None:
+        return ValidationReport(valid=False, problems=[wrong_id])
     try:
-        definition = validate_definition(raw)
+        definition = await _checked(raw)
     except DefinitionError as exc:
         return ValidationReport(
             valid=False, id=exc.definition_id, problems=definition_items(exc.problems)
@@ -197,7 +254,7 @@ async def latest_definition(workflow_id: WorkflowId, ctx: Context) -> StoredDefi
 async def update_definition(
     workflow_id: WorkflowId, request: Request, response: Response, ctx: Context
 ) -> DefinitionSaved:
-    raw = await _document(request)
+    raw = await _document(request, ctx)
     if isinstance(raw, dict):
         given = raw.get("id", raw.get("workflowId"))
         if given is not None and given != workflow_id:
@@ -209,7 +266,7 @@ async def update_definition(
             )
         if given is None:
             raw = {"id": workflow_id, **raw}
-    return await _save(ctx, _validated(raw), response)
+    return await _save(ctx, await _validated(raw), response)
 
 
 @router.delete(

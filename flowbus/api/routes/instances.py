@@ -62,6 +62,13 @@ async def list_instances(
         str | None, Query(max_length=500, description="`nextCursor` of the previous page.")
     ] = None,
 ) -> InstancePage:
+    for name, value in (("correlationId", correlation_id), ("cursor", cursor)):
+        if value is not None and "\x00" in value:
+            detail = "holds the NUL character (\\u0000), which no stored value has"
+            item = ProblemItem(detail=detail, parameter=name)
+            raise ApiProblem(
+                400, "invalid-request", f"{name} {detail}", title="Invalid request", errors=[item]
+            )
     where = InstanceFilter(
         workflow_id=workflow_id,
         version=version,

@@ -29,6 +29,7 @@ def _reader(ctx: ApiContext, wanted: Any) -> OutcomeReader:
         [topics.instances, topics.steps, topics.approvals],
         wanted,
         ctx.settings.api.stream_queue_size,
+        ctx.stopping,
     )
 
 
