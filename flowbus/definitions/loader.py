@@ -33,13 +33,12 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
     """Validate a raw document, or raise `DefinitionError` listing every problem."""
     if not isinstance(raw, dict):
         raise DefinitionError(None, [Problem("a definition must be an object")], source)
-    definition_id = raw.get("id", raw.get("workflowId"))
+    named = raw.get("id", raw.get("workflowId"))
+    definition_id = named if isinstance(named, str) else None
     unstorable = nul_path(raw)
     if unstorable is not None:
         problem = Problem("contains a NUL character (\\u0000), which cannot be stored", unstorable)
-        raise DefinitionError(
-            definition_id if isinstance(definition_id, str) else None, [problem], source
-        )
+        raise DefinitionError(definition_id, [problem], source)
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
@@ -137,41 +136,50 @@ def _breaks_loop(step: StepModel) -> bool:
 
 
 def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
-    """Strongly connected components with a cycle (Tarjan), in a stable order."""
+    """Strongly connected components with a cycle (Tarjan), in a stable order.
+
+    Iterative, so a definition of thousands of chained steps cannot exhaust the stack.
+    """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     found: list[list[str]] = []
-    counter = 0
+    order = {name: i for i, name in enumerate(edges)}
 
-    def visit(node: str) -> None:
-        nonlocal counter
-        index[node] = low[node] = counter
-        counter += 1
-        stack.append(node)
-        on_stack.add(node)
-        for target in edges[node]:
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in on_stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
+    for root in edges:
+        if root in index:
+            continue
+        # Each frame: a node and how many of its edges have been followed.
+        frames: list[tuple[str, int]] = [(root, 0)]
+        while frames:
+            node, followed = frames.pop()
+            if followed == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            else:
+                child = edges[node][followed - 1]
+                low[node] = min(low[node], low[child])
+            for position in range(followed, len(edges[node])):
+                target = edges[node][position]
+                if target not in index:
+                    frames.append((node, position + 1))
+                    frames.append((target, 0))
                     break
-            if len(component) > 1 or node in edges[node]:
-                order = {name: i for i, name in enumerate(edges)}
-                found.append(sorted(component, key=order.__getitem__))
-
-    for node in edges:
-        if node not in index:
-            visit(node)
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in edges[node]:
+                        found.append(sorted(component, key=order.__getitem__))
     return found
 
 
