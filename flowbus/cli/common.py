@@ -16,7 +16,9 @@ T = TypeVar("T")
 
 def settings_for_cli() -> Settings:
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level, settings.log_format, value_chars=settings.limits.log_value_chars
+    )
     return settings
 
 

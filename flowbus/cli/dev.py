@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 
 import click
 import structlog
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from flowbus.cli.common import fail, run, settings_for_cli
-from flowbus.devstack.kafka import KafkaBroker
-from flowbus.devstack.postgres import PostgresServer
+from flowbus.devstack.kafka import BrokerError, BrokerPortInUseError, KafkaBroker
+from flowbus.devstack.ports import free_port
+from flowbus.devstack.postgres import DatabasePortInUseError, DatabaseServerError, PostgresServer
 from flowbus.devstack.stack import prepare
 
 log = structlog.get_logger(__name__)
@@ -29,6 +30,22 @@ def _ensure_dev_secret(path: Path | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(secrets.token_urlsafe(32))
     path.chmod(0o600)
+
+
+def _start_failure(exc: Exception, broker_port: int, database_port: int, database_url: URL) -> str:
+    """One line naming the setting to change when a port is taken, else the error."""
+    if isinstance(exc, BrokerPortInUseError) and exc.port == broker_port:
+        return (
+            f"{exc}: flowbus dev cannot start its Kafka broker there; set broker_url to a "
+            f"free port, e.g. FLOWBUS_BROKER_URL=127.0.0.1:{free_port()}"
+        )
+    if isinstance(exc, DatabasePortInUseError) and exc.port == database_port:
+        suggestion = database_url.set(port=free_port()).render_as_string(hide_password=True)
+        return (
+            f"{exc}: flowbus dev cannot start its PostgreSQL there; set database_url to a "
+            f"free port, e.g. FLOWBUS_DATABASE_URL={suggestion}"
+        )
+    return f"flowbus dev could not start: {exc}"
 
 
 @click.command()
@@ -48,9 +65,12 @@ def dev() -> None:
     broker = KafkaBroker(settings.state_dir / "kafka", port=broker_address.port or 9092)
     database = PostgresServer(settings.state_dir / "postgres", port=db_url.port or 5432)
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for future in [pool.submit(broker.start), pool.submit(database.start)]:
-                future.result()
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for future in [pool.submit(broker.start), pool.submit(database.start)]:
+                    future.result()
+        except (BrokerError, DatabaseServerError) as exc:
+            raise fail(_start_failure(exc, broker.port, database.port, db_url)) from None
         database.ensure_database(db_url.database or "flowbus")
         definitions = run(prepare(settings))
         names = ", ".join(f"{d.id} v{d.version}" for d in definitions) or "none"
@@ -59,7 +79,7 @@ def dev() -> None:
             f"database 127.0.0.1:{database.port}, workflows: {names}\n"
             "Try, in another terminal:\n"
             f"  .venv/bin/flowbus tail {settings.topics.instances} {settings.topics.steps} "
-            "order-notifications\n"
+            f"{settings.topics.approvals} order-notifications\n"
             "  .venv/bin/flowbus publish orders "
             '\'{"type": "order.created", "order_id": "o-1", "amount": 1500}\'\n'
             "Ctrl-C stops everything.\n",

@@ -35,6 +35,7 @@ from typing import Self
 import structlog
 
 from flowbus.devstack.ports import (
+    PortInUseError,
     free_port,
     port_accepts,
     process_cmdline,
@@ -49,6 +50,7 @@ __all__ = [
     "KAFKA_VERSION",
     "SCALA_VERSION",
     "BrokerError",
+    "BrokerPortInUseError",
     "KafkaBroker",
     "fetch_kafka",
     "kafka_cache_root",
@@ -68,6 +70,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 class BrokerError(RuntimeError):
     """The local Kafka broker could not be fetched, started or stopped."""
+
+
+class BrokerPortInUseError(BrokerError, PortInUseError):
+    """The broker's client or controller port is taken by another process."""
 
 
 def kafka_cache_root() -> Path:
@@ -285,7 +291,7 @@ class KafkaBroker:
         self._stop_stale_broker()
         for port in (self._port, self.controller_port):
             if port_accepts(port):
-                raise BrokerError(f"port {port} on 127.0.0.1 is already in use")
+                raise BrokerPortInUseError(port)
         self._write_config()
         cluster_id = self._format_storage(java, libs)
 

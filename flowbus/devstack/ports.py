@@ -21,6 +21,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class PortInUseError(RuntimeError):
+    """A port a local server must listen on is taken by another process."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        super().__init__(f"port {port} on {host} is already in use")
+        self.port = port
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port on ``host`` that is free right now.
 

@@ -33,6 +33,7 @@ from typing import Any, Self
 import structlog
 
 from flowbus.devstack.ports import (
+    PortInUseError,
     free_port,
     port_accepts,
     process_cmdline,
@@ -43,7 +44,12 @@ from flowbus.devstack.ports import (
     wait_until,
 )
 
-__all__ = ["DatabaseServerError", "PostgresServer", "find_postgres_bin"]
+__all__ = [
+    "DatabasePortInUseError",
+    "DatabaseServerError",
+    "PostgresServer",
+    "find_postgres_bin",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +60,10 @@ _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
 class DatabaseServerError(RuntimeError):
     """The local PostgreSQL server could not be set up, started or stopped."""
+
+
+class DatabasePortInUseError(DatabaseServerError, PortInUseError):
+    """The server's port is taken by another process."""
 
 
 def find_postgres_bin() -> Path:
@@ -209,7 +219,7 @@ class PostgresServer:
         self._prepare_data_dir()
         self._stop_stale_server()
         if port_accepts(self._port):
-            raise DatabaseServerError(f"port {self._port} on 127.0.0.1 is already in use")
+            raise DatabasePortInUseError(self._port)
         self._initdb_if_needed(bin_dir)
 
         if not self.log_path.exists():
