@@ -4,16 +4,23 @@ flowbus emits CloudEvents 1.0 in *structured* JSON mode: the Kafka record value 
 the whole event as JSON and the `content-type` header is `application/cloudevents+json`.
 On input it accepts structured CloudEvents, binary-mode CloudEvents (`ce_*` headers,
 value = data) and plain JSON.
+
+Every part of a consumed record is measured against `RecordLimits` before it is decoded or
+parsed (value size and nesting depth, key size, header count and size, and the decoded
+`data_base64`), so a hostile record is refused in milliseconds with the limit it broke.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
 
+from flowbus.limits import JsonLimits, LimitExceeded
 from flowbus.storable import nul_path
 
 SPEC_VERSION = "1.0"
@@ -38,6 +45,53 @@ _ATTRIBUTES = frozenset(
 
 class BadEvent(ValueError):
     """A consumed record that cannot be read as an event; carries the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLimits:
+    """Bounds on one consumed record, each checked before the part it bounds is decoded.
+
+    `json` bounds the value (size and nesting depth) and the JSON decoded from a
+    structured CloudEvent's `data_base64`. The key and the headers become attributes of
+    the event, its identity and the document triggers see, so they are held to much
+    smaller bounds than the value.
+    """
+
+    json: JsonLimits
+    max_key_bytes: int = 4096
+    max_headers: int = 64
+    max_header_bytes: int = 65536
+
+    def check(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+    ) -> None:
+        """Raise `BadEvent` naming the first bound the raw record breaks."""
+        if value is not None and len(value) > self.json.max_bytes:
+            raise BadEvent(
+                f"record value is {len(value)} bytes, over the limit of {self.json.max_bytes}"
+            )
+        if key is not None and len(key) > self.max_key_bytes:
+            raise BadEvent(
+                f"record key is {len(key)} bytes, over the limit of {self.max_key_bytes}"
+            )
+        if len(headers) > self.max_headers:
+            raise BadEvent(
+                f"record has {len(headers)} headers, over the limit of {self.max_headers}"
+            )
+        size = sum(len(name) + len(raw or b"") for name, raw in headers)
+        if size > self.max_header_bytes:
+            raise BadEvent(
+                f"record headers are {size} bytes, over the limit of {self.max_header_bytes}"
+            )
+
+    def loads(self, raw: bytes, what: str) -> Any:
+        """Parse JSON `raw` after checking its size and depth; `what` names it in reasons."""
+        try:
+            return self.json.loads(raw, what)
+        except LimitExceeded as exc:
+            raise BadEvent(str(exc)) from None
+        except orjson.JSONDecodeError as exc:
+            raise BadEvent(f"{what} is not JSON: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +153,15 @@ def parse_record(
     key: bytes | None,
     value: bytes | None,
     headers: Sequence[tuple[str, bytes | None]] | None,
+    limits: RecordLimits,
 ) -> DomainEvent:
-    """Read one Kafka record as an event, or raise `BadEvent` saying why not."""
-    event = _parse_record(topic, partition, offset, key, value, headers)
+    """Read one Kafka record as an event, or raise `BadEvent` saying why not.
+
+    The record is held to `limits` before anything in it is decoded or parsed.
+    """
+    headers = headers or ()
+    limits.check(key, value, headers)
+    event = _parse_record(topic, partition, offset, key, value, headers, limits)
     # JSON can only carry NUL escaped, so the full walk runs only when the escape is there.
     suspicious = (
         (value is not None and b"\\u0000" in value)
@@ -109,10 +169,13 @@ def parse_record(
         or "\x00" in (event.key or "")
     )
     if suspicious:
-        where = nul_path(event.match_document())
-        if where is not None:
-            raise BadEvent(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+        _refuse_nul(nul_path(event.match_document()))
     return event
+
+
+def _refuse_nul(where: str | None) -> None:
+    if where is not None:
+        raise BadEvent(f"{where} contains a NUL character (\\u0000), which cannot be stored")
 
 
 def _parse_record(
@@ -121,21 +184,19 @@ def _parse_record(
     offset: int,
     key: bytes | None,
     value: bytes | None,
-    headers: Sequence[tuple[str, bytes | None]] | None,
+    headers: Sequence[tuple[str, bytes | None]],
+    limits: RecordLimits,
 ) -> DomainEvent:
     text_headers = decode_headers(headers)
     text_key = key.decode("utf-8", errors="replace") if key is not None else None
     position = _Position(topic, partition, offset, text_key)
     if "ce_specversion" in text_headers:
-        return _binary_cloudevent(position, text_headers, value)
+        return _binary_cloudevent(position, text_headers, value, limits)
     if value is None:
         raise BadEvent("record has no value")
-    try:
-        body = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise BadEvent(f"value is not JSON: {exc}") from None
+    body = limits.loads(value, "record value")
     if isinstance(body, dict) and "specversion" in body:
-        return _structured_cloudevent(position, text_headers, body)
+        return _structured_cloudevent(position, text_headers, body, limits)
     plain_type = body.get("type") if isinstance(body, dict) else None
     return DomainEvent(
         *position,
@@ -154,17 +215,17 @@ class _Position(NamedTuple):
 
 
 def _structured_cloudevent(
-    position: _Position, headers: dict[str, str], body: dict[str, Any]
+    position: _Position, headers: dict[str, str], body: dict[str, Any], limits: RecordLimits
 ) -> DomainEvent:
     if body.get("specversion") != SPEC_VERSION:
-        raise BadEvent(f"unsupported CloudEvents specversion {body.get('specversion')!r}")
+        raise BadEvent(f"unsupported CloudEvents specversion {_excerpt(body.get('specversion'))}")
     missing = [name for name in _REQUIRED_ATTRIBUTES if not _non_empty(body.get(name))]
     if missing:
         raise BadEvent(f"CloudEvent lacks required attribute(s): {', '.join(missing)}")
     return DomainEvent(
         *position,
         headers=headers,
-        data=body.get("data"),
+        data=_structured_data(body, limits),
         id=body["id"],
         type=body["type"],
         source=body["source"],
@@ -175,22 +236,59 @@ def _structured_cloudevent(
     )
 
 
+def _structured_data(body: dict[str, Any], limits: RecordLimits) -> Any:
+    """`data`, or the JSON that `data_base64` encodes (its decoded size and depth bounded)."""
+    if "data_base64" not in body:
+        return body.get("data")
+    if "data" in body:
+        raise BadEvent("CloudEvent has both data and data_base64")
+    encoded = body["data_base64"]
+    if not isinstance(encoded, str):
+        raise BadEvent("CloudEvent data_base64 is not a string")
+    content_type = body.get("datacontenttype")
+    if content_type is not None and not _is_json(content_type):
+        raise BadEvent(
+            f"CloudEvent data_base64 holds {_excerpt(content_type)}, not JSON; "
+            "flowbus reads only JSON data"
+        )
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadEvent("CloudEvent data_base64 is not valid base64") from None
+    data = limits.loads(raw, "CloudEvent data_base64 (decoded)")
+    # The NUL check on the record value cannot see through base64.
+    if b"\\u0000" in raw:
+        _refuse_nul(nul_path(data, "data"))
+    return data
+
+
+def _is_json(content_type: Any) -> bool:
+    if not isinstance(content_type, str):
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+def _excerpt(value: Any, limit: int = 64) -> str:
+    """A value from a record, quoted short: reasons quote records, never copy them."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return repr(value)
+
+
 def _binary_cloudevent(
-    position: _Position, headers: dict[str, str], value: bytes | None
+    position: _Position, headers: dict[str, str], value: bytes | None, limits: RecordLimits
 ) -> DomainEvent:
     if headers["ce_specversion"] != SPEC_VERSION:
-        raise BadEvent(f"unsupported CloudEvents specversion {headers['ce_specversion']!r}")
+        raise BadEvent(f"unsupported CloudEvents specversion {_excerpt(headers['ce_specversion'])}")
     missing = [name for name in _REQUIRED_ATTRIBUTES if not _non_empty(headers.get(f"ce_{name}"))]
     if missing:
         raise BadEvent(
             f"CloudEvent lacks required header(s): {', '.join('ce_' + m for m in missing)}"
         )
-    data: Any = None
-    if value is not None:
-        try:
-            data = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise BadEvent(f"binary CloudEvent data is not JSON: {exc}") from None
+    data = limits.loads(value, "binary CloudEvent data") if value is not None else None
     return DomainEvent(
         *position,
         headers=headers,

@@ -1,12 +1,18 @@
 """What every consumer of a topic does with a batch, in one PostgreSQL transaction: skip
-records already applied, read the rest as events (dead-lettering the unreadable), let the
-topic's ingest handle them, write the effects, and record the applied offsets."""
+records already applied, read the rest as events within the record limits (dead-lettering
+the unreadable with the reason), let the topic's ingest handle them, write the effects, and
+record the applied offsets.
+
+A dead-letter event quotes the record, never copies it whole: the start of the value (at
+most 64 KiB, escapes included), and the key and reason cut at a few KiB, so it stays far
+below the broker's message size whatever the record was.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 import structlog
@@ -14,13 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.run import rfc3339
-from flowbus.envelope import BadEvent, DomainEvent, parse_record
+from flowbus.envelope import BadEvent, DomainEvent, RecordLimits, parse_record
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.unit_of_work import UnitOfWork, WorkReport
 from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
 
 log = structlog.get_logger(__name__)
+
+DEAD_LETTER_VALUE_BYTES = 65536
+DEAD_LETTER_TEXT_CHARS = 4096
 
 
 @dataclass(slots=True)
@@ -49,7 +58,8 @@ def dead_letter(
 ) -> None:
     """Send a record to the dead-letter topic with the reason (stable id per record)."""
     position = record.describe()
-    key = record.key.decode("utf-8", errors="replace") if record.key else None
+    key = _cut(record.key.decode("utf-8", errors="replace")) if record.key else None
+    reason = _cut(reason)
     outbox.dead_letter(
         identity=f"{record.topic}:{record.partition}:{record.offset}:{definition_id or ''}",
         time=at,
@@ -59,10 +69,16 @@ def dead_letter(
             "definitionId": definition_id,
             **position,
             "key": key,
-            "value": record.value_text(),
+            "value": record.value_text(DEAD_LETTER_VALUE_BYTES),
         },
     )
     log.warning("event.dead_lettered", reason=reason, definition_id=definition_id, **position)
+
+
+def _cut(text: str) -> str:
+    if len(text) <= DEAD_LETTER_TEXT_CHARS:
+        return text
+    return f"{text[:DEAD_LETTER_TEXT_CHARS]}… ({len(text)} characters in all)"
 
 
 @dataclass(slots=True)
@@ -72,13 +88,26 @@ class Batch:
     conn: AsyncConnection
     work: UnitOfWork
     catalog: DefinitionCatalog
-    at: str
+    now: datetime
     report: BatchReport
     events: list[tuple[ConsumedRecord, DomainEvent]]
+    new_outbox: Callable[[], OutboxBatch]
+
+    @property
+    def at(self) -> str:
+        return rfc3339(self.now)
 
     @property
     def outbox(self) -> OutboxBatch:
         return self.work.outbox
+
+    async def write(self) -> WorkReport:
+        """Write the work so far (still uncommitted); what comes after goes to a new unit of
+        work, and what it reads from the database sees what was written."""
+        done = await self.work.flush()
+        self.work = UnitOfWork(self.conn, self.catalog, self.new_outbox(), self.now)
+        _add_up(self.report.work, done)
+        return done
 
     def dead_letter(
         self, record: ConsumedRecord, reason: str, definition_id: str | None = None
@@ -96,12 +125,14 @@ class BatchIngest(ABC):
         catalog: Callable[[], DefinitionCatalog],
         outbox: Callable[[], OutboxBatch],
         consumer_group: str,
+        limits: RecordLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
         self._catalog = catalog
         self._new_outbox = outbox
         self._group = consumer_group
+        self._limits = limits
         self._clock = clock
 
     async def apply(self, records: Sequence[ConsumedRecord]) -> BatchReport:
@@ -114,9 +145,10 @@ class BatchIngest(ABC):
                 conn=conn,
                 work=UnitOfWork(conn, catalog, self._new_outbox(), now),
                 catalog=catalog,
-                at=rfc3339(now),
+                now=now,
                 report=report,
                 events=[],
+                new_outbox=self._new_outbox,
             )
             positions = await lock_positions(
                 conn, self._group, {(r.topic, r.partition) for r in records}
@@ -136,16 +168,26 @@ class BatchIngest(ABC):
                         record.key,
                         record.value,
                         record.headers,
+                        self._limits,
                     )
                 except BadEvent as exc:
                     batch.dead_letter(record, str(exc))
                     continue
                 batch.events.append((record, event))
             await self.handle(batch)
-            report.work = await batch.work.flush()
+            await batch.write()
             await advance_positions(conn, self._group, advanced)
             return report
 
     @abstractmethod
     async def handle(self, batch: Batch) -> None:
         """Do what the batch's readable events say, through `batch.work`."""
+
+
+def _add_up(total: WorkReport, more: WorkReport) -> None:
+    for item in fields(WorkReport):
+        value = getattr(more, item.name)
+        if isinstance(value, list):
+            getattr(total, item.name).extend(value)
+        else:
+            setattr(total, item.name, getattr(total, item.name) + value)

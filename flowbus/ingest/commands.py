@@ -2,8 +2,15 @@
 publishing, so everything the HTTP API does can also be done through Kafka.
 
 A command is a CloudEvent of type `flowbus.command.<kind>` with the fields below as its
-data, or plain JSON with a `command` field naming the kind next to them. Commands that do
-not parse, or name an unknown instance or workflow, go to the dead-letter topic.
+data, or plain JSON with a `command` field naming the kind next to them. Every command
+that changes nothing goes to the dead-letter topic with the reason: it does not parse, it
+names an unknown instance or workflow, the instance's status does not allow it (the same
+rules, in the same words, as the HTTP API's 409 answers), or no step waits for the event
+it carries.
+
+Commands apply in topic order. Each is checked against the status its instance has when
+its turn comes: a second command for an instance within one batch is checked after the
+first one's changes are written (in the same transaction).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import Command, EngineInput, EventReceived
+from flowbus.engine.state import InstanceStatus
 from flowbus.envelope import DomainEvent
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.ingest.records import ConsumedRecord
@@ -93,35 +101,67 @@ def parse_command(event: DomainEvent) -> StartCommand | CancelCommand | PauseCom
         raise CommandRefused(f"invalid command: {problems}") from None
 
 
+Parsed = tuple[
+    ConsumedRecord, DomainEvent, StartCommand | CancelCommand | PauseCommand | EventCommand
+]
+
+
 class CommandIngest(BatchIngest):
     """Applies batches of command records."""
 
     async def handle(self, batch: Batch) -> None:
-        parsed: list[tuple[ConsumedRecord, DomainEvent, Any]] = []
+        parsed: list[Parsed] = []
         for record, event in batch.events:
             try:
                 parsed.append((record, event, parse_command(event)))
             except CommandRefused as exc:
                 batch.dead_letter(record, str(exc))
-        targets = {str(c.instance_id) for _, _, c in parsed if not isinstance(c, StartCommand)}
-        known = await _existing(batch.conn, targets)
+        for number, turn in enumerate(_turns(parsed)):
+            if number:
+                await batch.write()
+            await self._apply(batch, turn)
+
+    async def _apply(self, batch: Batch, commands: list[Parsed]) -> None:
+        """Apply commands for distinct instances, each checked against its current status."""
+        targets = {str(c.instance_id) for _, _, c in commands if not isinstance(c, StartCommand)}
+        current = await _lock_current(batch.conn, targets)
         starts: list[StartRequest] = []
         deliveries: list[tuple[str, EngineInput]] = []
-        for record, event, command in parsed:
+        events: list[tuple[ConsumedRecord, str, EventCommand, EngineInput]] = []
+        for record, event, command in commands:
             try:
                 if isinstance(command, StartCommand):
                     starts.append(await self._start(batch.conn, batch.catalog, event, command))
                     continue
                 instance_id = str(command.instance_id)
-                if instance_id not in known:
+                found = current.get(instance_id)
+                if found is None:
                     raise CommandRefused(f"unknown instance {instance_id}")
-                deliveries.append((instance_id, _engine_input(event, command)))
+                _check_status(instance_id, command, *found)
+                value = _engine_input(event, command)
+                if isinstance(command, EventCommand):
+                    events.append((record, instance_id, command, value))
+                else:
+                    deliveries.append((instance_id, value))
             except CommandRefused as exc:
                 batch.dead_letter(record, str(exc))
         if starts:
             await batch.work.start(starts)
         if deliveries:
             await batch.work.deliver(deliveries)
+        for record, instance_id, command, value in events:
+            # The engine yields no effects for an input that does not apply, and every event
+            # a step takes emits an outcome event: an outbox that did not grow means no step
+            # took it.
+            before = len(batch.outbox.rows)
+            await batch.work.deliver([(instance_id, value)])
+            if len(batch.outbox.rows) == before:
+                waiting = (
+                    f"step {command.step_id} of instance {instance_id} is not"
+                    if command.step_id
+                    else f"no step of instance {instance_id} is"
+                )
+                batch.dead_letter(record, f"{waiting} waiting for an event")
 
     async def _start(
         self,
@@ -166,8 +206,64 @@ def _engine_input(event: DomainEvent, command: Any) -> EngineInput:
     return EventReceived(step_id=command.step_id, event=document)
 
 
-async def _existing(conn: AsyncConnection, ids: set[str]) -> set[str]:
+def _turns(commands: list[Parsed]) -> list[list[Parsed]]:
+    """Split commands so that each turn names an instance at most once, keeping the order
+    of the commands for each instance."""
+    turns: list[list[Parsed]] = []
+    seen: dict[str, int] = {}
+    for item in commands:
+        target = item[2].instance_id
+        number = 0
+        if target is not None:
+            number = seen.get(str(target), 0)
+            seen[str(target)] = number + 1
+        if number == len(turns):
+            turns.append([])
+        turns[number].append(item)
+    return turns
+
+
+_ALLOWED: dict[str, tuple[frozenset[InstanceStatus], str]] = {
+    "pause": (frozenset({InstanceStatus.RUNNING, InstanceStatus.WAITING}), "running or waiting"),
+    "resume": (frozenset({InstanceStatus.PAUSED}), "paused"),
+    "cancel": (
+        frozenset(s for s in InstanceStatus if not s.is_final) - {InstanceStatus.COMPENSATING},
+        "running, waiting or paused",
+    ),
+    "retry": (frozenset({InstanceStatus.FAILED}), "failed"),
+    "event": (frozenset(s for s in InstanceStatus if not s.is_final), "unfinished"),
+}
+
+
+def _check_status(
+    instance_id: str, command: Any, status: InstanceStatus, error: dict[str, Any] | None
+) -> None:
+    """Refuse a command the instance's status does not allow, as the HTTP API does (409)."""
+    kind = command.command
+    allowed, allowed_text = _ALLOWED[kind]
+    if status not in allowed:
+        raise CommandRefused(
+            f"instance {instance_id} is {status}: {kind} applies only to {allowed_text} instances"
+        )
+    if kind == "retry":
+        error = error or {}
+        if not error.get("step_id") or error.get("type") == "CompensationFailed":
+            raise CommandRefused(
+                f"instance {instance_id} did not fail in a step it can run again "
+                f"({error.get('type', 'no error recorded')}): start a new instance instead"
+            )
+
+
+async def _lock_current(
+    conn: AsyncConnection, ids: set[str]
+) -> dict[str, tuple[InstanceStatus, dict[str, Any] | None]]:
+    """Status and error of the instances (locked in id order, as the unit of work locks)."""
     if not ids:
-        return set()
-    rows = await conn.execute(select(instances.c.id).where(instances.c.id.in_(sorted(ids))))
-    return {str(row.id) for row in rows}
+        return {}
+    rows = await conn.execute(
+        select(instances.c.id, instances.c.status, instances.c.state["error"].label("error"))
+        .where(instances.c.id.in_(sorted(ids)))
+        .order_by(instances.c.id)
+        .with_for_update()
+    )
+    return {str(row.id): (InstanceStatus(row.status), row.error) for row in rows}

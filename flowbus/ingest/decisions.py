@@ -6,6 +6,10 @@ A decision is a JSON object (plain, or the data of a CloudEvent of type
 token for another approval or answer, unknown or closed approval, and, decided in the
 engine, a non-assignee, a late or a repeated decider) changes nothing and produces a
 `flowbus.approval.decision_refused` event with the reason. Tokens are never logged.
+
+The refusals decided here are unnumbered notices (no `flowbusseq`): they touch no instance,
+take no lock and write no state, so forged decisions cost the instances nothing. Those the
+engine decides are part of the instance's numbered sequence.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from flowbus.approvals.tokens import DecisionVerifier, TokenRefused
 from flowbus.config import TopicNames
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import ApprovalDecision, EngineInput
-from flowbus.envelope import DomainEvent
+from flowbus.envelope import DomainEvent, RecordLimits
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.store.approvals import find_approvals
@@ -50,11 +54,12 @@ class DecisionIngest(BatchIngest):
         catalog: Callable[[], DefinitionCatalog],
         outbox: Callable[[], OutboxBatch],
         consumer_group: str,
+        limits: RecordLimits,
         verifier: DecisionVerifier,
         topics: TopicNames,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(engine, catalog, outbox, consumer_group, clock)
+        super().__init__(engine, catalog, outbox, consumer_group, limits, clock)
         self._verifier = verifier
         self._topics = topics
 

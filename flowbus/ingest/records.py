@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumedRecord:
@@ -20,6 +22,11 @@ class ConsumedRecord:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
     def value_text(self, limit: int = 65536) -> str | None:
+        """The start of the value as UTF-8 text: at most `limit` bytes of the value, and at
+        most `limit` bytes again once written as a JSON string (escapes, replaced bytes)."""
         if self.value is None:
             return None
-        return self.value[:limit].decode("utf-8", errors="replace")
+        text = self.value[:limit].decode("utf-8", errors="replace")
+        while len(orjson.dumps(text)) > limit:
+            text = text[: len(text) // 2]
+        return text

@@ -100,7 +100,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 import socket
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, NamedTuple, TypeVar
@@ -476,7 +475,7 @@ class _Leaf:
         self.folded: set[str] = set()
         self.folded_prefixes: list[str] = []
         self.folded_suffixes: list[str] = []
-        self.wildcards: list[str] = []
+        self.wildcards: list[_Wildcard] = []
         self.networks: list[tuple[int, int, int]] = []
         self.str_tests: list[_StrTest] = []
         self.num_tests: list[_NumTest] = []
@@ -522,7 +521,7 @@ class _Leaf:
         elif op == "equals-ignore-case":
             self.folded.add(_string(arg, loc, op).casefold())
         elif op == "wildcard":
-            self.wildcards.append(_wildcard_regex(_string(arg, loc, op), loc))
+            self.wildcards.append(_wildcard(_string(arg, loc, op), loc))
         elif op == "numeric":
             self._add_numeric(arg, loc)
         elif op == "exists":
@@ -628,7 +627,7 @@ class _Leaf:
                 )
             )
         if self.wildcards:
-            tests.append(_regex_test("|".join(f"(?:{w})" for w in self.wildcards)))
+            tests.append(_wildcards_test(self.wildcards))
         if self.networks:
             tests.append(_cidr_test(self.networks))
         tests.extend(self.str_tests)
@@ -728,13 +727,40 @@ def _folded_test(
     return test
 
 
-def _regex_test(regex: str) -> _StrTest:
-    fullmatch = re.compile(regex, re.DOTALL).fullmatch
-    return lambda s: fullmatch(s) is not None
+# A wildcard as its literal pieces: text between the stars, the first and last anchored.
+_Wildcard = tuple[str, ...]
 
 
-def _wildcard_regex(wildcard: str, loc: _Loc) -> str:
-    parts: list[str] = []
+def _wildcards_test(wildcards: list[_Wildcard]) -> _StrTest:
+    patterns = tuple(wildcards)
+    return lambda s: any(_wildcard_matches(w, s) for w in patterns)
+
+
+def _wildcard_matches(pieces: _Wildcard, s: str) -> bool:
+    """Whether `s` matches: one `startswith`, one `endswith` and a `find` per inner piece.
+
+    Taking each inner piece at its leftmost place is always right when `*` is the only
+    operator, so the cost is linear in `s`; a regular expression with several `.*` would
+    backtrack for minutes over a long value with near misses.
+    """
+    if len(pieces) == 1:
+        return s == pieces[0]
+    first, *inner, last = pieces
+    end = len(s) - len(last)
+    if end < len(first) or not s.startswith(first) or not s.endswith(last):
+        return False
+    at = len(first)
+    for piece in inner:
+        found = s.find(piece, at, end)
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return True
+
+
+def _wildcard(wildcard: str, loc: _Loc) -> _Wildcard:
+    pieces: list[str] = []
+    current: list[str] = []
     i = 0
     previous_star = False
     while i < len(wildcard):
@@ -743,20 +769,22 @@ def _wildcard_regex(wildcard: str, loc: _Loc) -> str:
             escaped = wildcard[i + 1 : i + 2]
             if escaped not in ("*", "\\"):
                 raise PatternError(_fmt(loc), "wildcard: a backslash may only escape '*' or '\\'")
-            parts.append(re.escape(escaped))
+            current.append(escaped)
             previous_star = False
             i += 2
             continue
         if char == "*":
             if previous_star:
                 raise PatternError(_fmt(loc), "wildcard: consecutive '*' are not allowed")
-            parts.append(".*")
+            pieces.append("".join(current))
+            current = []
             previous_star = True
         else:
-            parts.append(re.escape(char))
+            current.append(char)
             previous_star = False
         i += 1
-    return "".join(parts)
+    pieces.append("".join(current))
+    return tuple(pieces)
 
 
 def _anything_but_string_test(op: str, value: object, loc: _Loc) -> _StrTest:
@@ -770,7 +798,7 @@ def _anything_but_string_test(op: str, value: object, loc: _Loc) -> _StrTest:
     if op == "equals-ignore-case":
         folded = frozenset(v.casefold() for v in values)
         return lambda s: s.casefold() not in folded
-    matches = _regex_test("|".join(f"(?:{_wildcard_regex(v, loc)})" for v in values))
+    matches = _wildcards_test([_wildcard(v, loc) for v in values])
     return lambda s: not matches(s)
 
 

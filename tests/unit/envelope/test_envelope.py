@@ -7,9 +7,12 @@ from typing import Any
 import orjson
 import pytest
 
-from flowbus.envelope import BadEvent, DomainEvent, cloudevent, parse_record
+from flowbus.envelope import BadEvent, DomainEvent, RecordLimits, cloudevent, parse_record
+from flowbus.limits import JsonLimits
 
 Headers = list[tuple[str, bytes | None]]
+
+LIMITS = RecordLimits(JsonLimits(max_bytes=1_000_000, max_depth=64))
 
 STRUCTURED: dict[str, Any] = {
     "specversion": "1.0",
@@ -39,7 +42,7 @@ BINARY_HEADERS: Headers = [
 def read(
     value: bytes | None, headers: Headers | None = None, key: bytes | None = b"k-1"
 ) -> DomainEvent:
-    return parse_record("orders", 2, 41, key, value, headers)
+    return parse_record("orders", 2, 41, key, value, headers, LIMITS)
 
 
 def without(headers: Headers, *names: str) -> Headers:
@@ -262,10 +265,10 @@ def test_cloudevent_written_is_read_back_as_the_same_event() -> None:
 
 def test_a_nul_character_is_a_bad_event_naming_where_it_is() -> None:
     with pytest.raises(BadEvent, match=r"data\.note contains a NUL character"):
-        parse_record("orders", 0, 1, None, b'{"type": "t", "note": "a\\u0000b"}', [])
+        parse_record("orders", 0, 1, None, b'{"type": "t", "note": "a\\u0000b"}', [], LIMITS)
 
 
 def test_an_escaped_backslash_before_u0000_is_plain_text() -> None:
-    event = parse_record("orders", 0, 1, None, b'{"note": "a\\\\u0000b"}', [])
+    event = parse_record("orders", 0, 1, None, b'{"note": "a\\\\u0000b"}', [], LIMITS)
 
     assert event.data == {"note": "a\\u0000b"}

@@ -10,9 +10,10 @@ import pytest
 
 from flowbus.definitions.catalog import DefinitionCatalog, TriggerMatch
 from flowbus.definitions.model import TransformError, Trigger
-from flowbus.envelope import DomainEvent
+from flowbus.envelope import DomainEvent, RecordLimits
 from flowbus.expressions.jsonata import JsonataError, JsonataExpression
 from flowbus.ingest.triggers import StartRefused, TriggerIngest, instance_id_for
+from flowbus.limits import JsonLimits
 from tests.unit.triggers.support import event_document, stored
 
 ORDER = event_document(
@@ -133,6 +134,7 @@ def start_request(definition_trigger: dict[str, Any], **data: Any) -> Any:
         catalog=lambda: catalog,
         outbox=lambda: None,  # type: ignore[arg-type, return-value]
         consumer_group="g",
+        limits=RecordLimits(JsonLimits(max_bytes=1_000_000, max_depth=64)),
         clock=lambda: datetime.now(UTC),
     )
     match = TriggerMatch(definition, definition.triggers[0])
