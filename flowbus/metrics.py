@@ -2,23 +2,25 @@
 on `worker.metrics_port` (0 turns the exposition off).
 
 Labels: `topic` is the consumed topic; `stream` is `events` (domain topics), `commands` or
-`decisions`. The deployment-wide gauges (instances by status, outbox and timer lag, consumer
-lag) are served by the API's `/metrics`, which reads them from PostgreSQL and Kafka.
+`decisions`. The outbox counts the rows it parked and the events it had to truncate. The
+deployment-wide gauges (instances by status, outbox and timer lag, consumer lag) are
+served by the API's `/metrics`, which reads them from PostgreSQL and Kafka.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import Counter, Histogram, start_http_server
 
 from flowbus.config import TopicNames
-from flowbus.ingest.batch import BatchReport
-from flowbus.ingest.records import ConsumedRecord
-from flowbus.service.unit_of_work import WorkReport
+
+if TYPE_CHECKING:
+    from flowbus.ingest.records import ConsumedRecord
+    from flowbus.service.unit_of_work import WorkReport
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +64,16 @@ STEP_SECONDS = Histogram(
 DECISIONS_REFUSED = Counter(
     "flowbus_decisions_refused", "Approval decisions refused, by reason kind.", ["reason"]
 )
+OUTBOX_PARKED = Counter(
+    "flowbus_outbox_parked",
+    "Outbox rows the broker refused for good, moved to outbox_parked, by error.",
+    ["reason"],
+)
+OUTBOX_TRUNCATED = Counter(
+    "flowbus_outbox_events_truncated",
+    "Events over limits.max_event_bytes written with their largest data members replaced "
+    "by a truncation marker.",
+)
 
 
 def stream_of(topic: str, topics: TopicNames) -> str:
@@ -77,6 +89,8 @@ def observe_batch(
 ) -> None:
     """Count a committed batch from the report its ingest returned; `began` is the
     `time.perf_counter()` at which applying it started."""
+    from flowbus.ingest.batch import BatchReport
+
     if not records:
         return
     stream = stream_of(records[0].topic, topics)
