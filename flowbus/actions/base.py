@@ -43,8 +43,13 @@ class ActionContext:
     attempt: int
     now: str
     idempotency_key: str
+    """One key per step execution, the same on every retry and rerun of it."""
     new_event_id: Callable[[], str]
     """A fresh stable event id, for an action that publishes an event."""
+    tries: int = 1
+    """Attempt of this step execution: 1, then 2, 3 on retries (a rerun keeps it)."""
+    max_json_depth: int = 64
+    """Deepest nesting of JSON an action may parse from outside (`limits.max_depth`)."""
 
 
 class ActionType(ABC):

@@ -1,13 +1,16 @@
 """`webhook` (alias `http`): call an HTTP endpoint from a workflow step.
 
 An external action: the shell runs it outside any database transaction. Its output is
-`{"status", "headers", "body"}`; a failed call raises an `ActionFailed` subclass whose
-`to_error_info()` becomes the step's error.
+`{"status", "headers", "body"}`, with `"bodyTruncated": true` when the body was longer
+than `BODY_LIMIT` and cut, and `"bodyNotParsed": "<why>"` when a JSON response is kept as
+text (invalid, nested deeper than `limits.max_depth`, or holding `\u0000`). A failed call
+raises an `ActionFailed` subclass whose `to_error_info()` becomes the step's error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -18,6 +21,8 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from flowbus import __version__
 from flowbus.actions.base import ActionConfig, ActionContext, ActionType
 from flowbus.engine.state import ErrorInfo
+from flowbus.limits import JsonLimits, LimitExceeded
+from flowbus.storable import nul_path
 
 BODY_LIMIT = 64 * 1024
 """Bytes of a response body kept in the step's output."""
@@ -54,6 +59,14 @@ class WebhookConfig(ActionConfig):
         alias="expectStatus",
         min_length=1,
         description="Statuses that count as success; any 2xx when absent.",
+    )
+    idempotency_key: Literal["step", "attempt"] = Field(
+        "step",
+        alias="idempotencyKey",
+        description="`step`: one `Idempotency-Key` for the step execution, the same on every "
+        "retry, so the endpoint recognises a retry of work it already did. `attempt`: a new "
+        "key on every retry (`<step key>:attempt-<n>`), for endpoints that must redo the work. "
+        "Either way `Flowbus-Attempt` carries the attempt number.",
     )
 
     @field_validator("method", mode="before")
@@ -118,9 +131,12 @@ class HttpConnectionError(ActionFailed):
 class Webhook(ActionType):
     """Send one HTTP request with a JSON body; the response becomes the step's output.
 
-    Every request carries `Idempotency-Key: <context.idempotency_key>`, the same for a
-    repeated run of one attempt, so the endpoint can drop duplicates; a key set in the
-    config's `headers` replaces it. Redirects are not followed and cookies are not kept.
+    Every request carries `Idempotency-Key`: by default the step execution's key, the
+    same on every retry and rerun, so the endpoint recognises work it already did; with
+    `idempotencyKey: attempt`, one key per attempt. `Flowbus-Attempt` carries the attempt
+    number (1, 2, 3 on retries; a rerun after a lost worker repeats it). A key set in the
+    config's `headers` replaces the engine's. Redirects are not followed and cookies are
+    not kept.
     """
 
     name = "webhook"
@@ -141,8 +157,15 @@ class Webhook(ActionType):
         if cfg.query:
             url = url.copy_merge_params(cfg.query)
         where = f"{cfg.method} {url.copy_with(query=None, fragment=None, userinfo=b'')}"
+        key = context.idempotency_key
+        if cfg.idempotency_key == "attempt":
+            key = f"{key}:attempt-{context.tries}"
         headers = httpx.Headers(
-            {"User-Agent": f"flowbus/{__version__}", "Idempotency-Key": context.idempotency_key}
+            {
+                "User-Agent": f"flowbus/{__version__}",
+                "Idempotency-Key": key,
+                "Flowbus-Attempt": str(context.tries),
+            }
         )
         headers.update(cfg.headers)
         request = self._client().build_request(
@@ -166,7 +189,7 @@ class Webhook(ActionType):
                 code=str(response.status_code),
                 details={
                     "status": response.status_code,
-                    "body": _text(response, content[:ERROR_BODY_LIMIT]),
+                    **_text_body(response, content, ERROR_BODY_LIMIT),
                 },
             )
         return {
@@ -174,7 +197,7 @@ class Webhook(ActionType):
             "headers": {
                 name: response.headers[name] for name in _OUTPUT_HEADERS if name in response.headers
             },
-            "body": _body(response, content),
+            **_body(response, content, JsonLimits(BODY_LIMIT, context.max_json_depth)),
         }
 
     async def aclose(self) -> None:
@@ -223,17 +246,34 @@ def _validated(config: dict[str, Any]) -> WebhookConfig:
         ) from None
 
 
-def _text(response: httpx.Response, content: bytes) -> str:
-    return content.decode(response.encoding or "utf-8", errors="replace")
+def _text_body(response: httpx.Response, content: bytes, limit: int) -> dict[str, Any]:
+    """`{"body": text}` of at most `limit` bytes, cut on a character boundary and marked.
+
+    NUL becomes U+FFFD: PostgreSQL cannot store it, and the output must be storable.
+    """
+    decoder = codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
+    cut = len(content) > limit
+    # Not final when cut: a character whose bytes run past the limit is left out whole.
+    text = decoder.decode(content[:limit], final=not cut).replace("\x00", "\ufffd")
+    return {"body": text, "bodyTruncated": True} if cut else {"body": text}
 
 
-def _body(response: httpx.Response, content: bytes) -> Any:
-    """Parsed JSON for a complete JSON response, else the (possibly truncated) text."""
+def _body(response: httpx.Response, content: bytes, limits: JsonLimits) -> dict[str, Any]:
+    """Parsed JSON for a complete JSON response within `limits`, else the text."""
     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = media_type == "application/json" or media_type.endswith("+json")
-    if is_json and len(content) <= BODY_LIMIT:
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass
-    return _text(response, content[:BODY_LIMIT])
+    if not is_json or len(content) > BODY_LIMIT:
+        return _text_body(response, content, BODY_LIMIT)
+    try:
+        value = limits.loads(content, "the JSON body")
+    except LimitExceeded as exc:
+        reason = str(exc)
+    except orjson.JSONDecodeError as exc:
+        reason = f"the JSON body is not valid JSON: {exc}"
+    else:
+        # JSON carries NUL only escaped: the walk runs only when the escape is there.
+        unstorable = nul_path(value) if b"\\u0000" in content else None
+        if unstorable is None:
+            return {"body": value}
+        reason = f"the JSON body holds \\u0000 at {unstorable}, which cannot be stored"
+    return {**_text_body(response, content, BODY_LIMIT), "bodyNotParsed": reason}

@@ -1,22 +1,41 @@
 """Runs external actions (webhooks) outside any transaction, then feeds the results back.
 
-A job is a timer row of kind `action`. It is leased (`locked_until`) in a short
-transaction, run, and its result applied in another that also deletes the row. A worker
-that dies mid-call leaves the lease to expire; another worker runs the job again with the
-same idempotency key. A result for a job whose row is gone (the step was cancelled or
-timed out meanwhile) is dropped.
+A job is a timer row of kind `action`. A worker leases due jobs in a short transaction:
+it sets `locked_until` a short time ahead (`worker.action_lease`, 15 s by default) and
+writes a fresh lease token into the row's payload. While the calls run, one UPDATE every
+third of the lease renews `locked_until` of all the jobs this worker still holds. A worker
+that dies stops renewing, so another worker runs the job again, with the same idempotency
+key and attempt number, at most one lease and one poll interval after the last renewal,
+however long the call's own timeout.
+
+The fence: a result is applied in one transaction by a DELETE of the job row that matches
+only while the row still carries this worker's lease token, then the engine step. A job
+taken over by another worker carries that worker's token, so the late result of a worker
+presumed dead deletes nothing and changes nothing; the same holds for a job whose row is
+gone because the step was cancelled or timed out meanwhile. Renewals never change the
+token, so a renewal racing an apply cannot fence out a result it should not.
+
+A result that cannot be applied because the database is unreachable is retried, with
+backoff capped at `APPLY_BACKOFF_CAP`, until it is applied or fenced out; the lease keeps
+being renewed whenever the database answers. Any other failure to apply is retried a few
+times, then left to the lease: the job runs again, with the same key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import structlog
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.actions.base import ActionContext
@@ -32,11 +51,25 @@ from flowbus.store.tables import timers
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_LEASE = timedelta(seconds=330)  # longer than the longest action timeout (300 s)
+DEFAULT_LEASE = timedelta(seconds=15)
+APPLY_BACKOFF_CAP = 5.0
+"""Longest pause between two tries to apply a result while the database is unreachable."""
+APPLY_FAILURES = 5
+"""Failures to apply a result, other than an unreachable database, before it is given up."""
+
+_held_by = timers.c.payload["lease"].astext
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    SqlInterfaceError,
+)
 
 
 class ActionRunner(WorkLoop):
-    """Leases due action jobs, runs them concurrently, applies their results."""
+    """Leases due action jobs, runs them concurrently, keeps their leases, applies results."""
 
     name = "actions"
 
@@ -49,6 +82,7 @@ class ActionRunner(WorkLoop):
         concurrency: int = 32,
         interval: float = 0.2,
         lease: timedelta = DEFAULT_LEASE,
+        max_json_depth: int = 64,
         on_work: Callable[[WorkReport], None] = lambda report: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -56,13 +90,17 @@ class ActionRunner(WorkLoop):
         self._concurrency = concurrency
         self._interval = interval
         self._lease_time = lease
+        self._max_json_depth = max_json_depth
         self._running: set[asyncio.Task[None]] = set()
-        self.completed = 0
+        self._held: set[tuple[int, str]] = set()
+        """(job id, lease token) of every job this worker runs or is applying."""
 
     async def run(self) -> None:
+        heartbeat = asyncio.create_task(self._keep_leases())
         try:
             await super().run()
         finally:
+            heartbeat.cancel()
             for task in self._running:
                 task.cancel()
             for action in ACTIONS.values():
@@ -73,9 +111,11 @@ class ActionRunner(WorkLoop):
 
     async def round(self) -> float:
         free = self._concurrency - len(self._running)
-        jobs = await self._lease(free) if free > 0 else []
+        token = uuid.uuid4().hex
+        jobs = await self._lease(free, token) if free > 0 else []
         for job in jobs:
-            task = asyncio.create_task(self._run_job(job))
+            self._held.add((job.id, token))
+            task = asyncio.create_task(self._run_job(job, token))
             self._running.add(task)
             task.add_done_callback(self._finished)
         return 0.0 if jobs else self._interval
@@ -84,7 +124,7 @@ class ActionRunner(WorkLoop):
         self._running.discard(task)
         self._wake.set()
 
-    async def _lease(self, limit: int) -> list[Any]:
+    async def _lease(self, limit: int, token: str) -> list[Any]:
         now = self._clock()
         async with self._engine.begin() as conn:
             due = (
@@ -103,12 +143,52 @@ class ActionRunner(WorkLoop):
             rows = await conn.execute(
                 update(timers)
                 .where(timers.c.id.in_(due.scalar_subquery()))
-                .values(locked_until=now + self._lease_time)
+                .values(
+                    locked_until=now + self._lease_time,
+                    payload=timers.c.payload.op("||", return_type=JSONB)(
+                        func.jsonb_build_object("lease", token)
+                    ),
+                )
                 .returning(timers)
             )
             return list(rows)
 
-    async def _run_job(self, job: Any) -> None:
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the jobs this worker holds, every third of the lease."""
+        pause = self._lease_time.total_seconds() / 3
+        while True:
+            await asyncio.sleep(pause)
+            if not self._held:
+                continue
+            try:
+                await self._renew(sorted(self._held))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("actions.lease_renewal_failed", error=str(exc).splitlines()[0])
+
+    async def _renew(self, held: list[tuple[int, str]]) -> None:
+        async with self._engine.begin() as conn:
+            # Rows locked by an apply in progress are skipped, never waited for: no deadlock
+            # with a transaction that deletes this instance's timers.
+            mine = (
+                select(timers.c.id)
+                .where(tuple_(timers.c.id, _held_by).in_(held))
+                .with_for_update(skip_locked=True)
+            )
+            await conn.execute(
+                update(timers)
+                .where(timers.c.id.in_(mine.scalar_subquery()))
+                .values(locked_until=self._clock() + self._lease_time)
+            )
+
+    async def _run_job(self, job: Any, token: str) -> None:
+        try:
+            await self._run_and_apply(job, token)
+        finally:
+            self._held.discard((job.id, token))
+
+    async def _run_and_apply(self, job: Any, token: str) -> None:
         payload = job.payload
         action = ACTIONS.get(payload["action"])
         context = ActionContext(
@@ -119,6 +199,8 @@ class ActionRunner(WorkLoop):
             now=rfc3339(self._clock()),
             idempotency_key=payload["idempotencyKey"],
             new_event_id=_no_events,
+            tries=payload.get("tries", job.attempt),
+            max_json_depth=self._max_json_depth,
         )
         bound = log.bind(
             instance_id=context.instance_id,
@@ -145,31 +227,56 @@ class ActionRunner(WorkLoop):
             error=error,
             purpose=payload.get("purpose", "step"),
         )
-        for delay in (0.2, 0.5, 1.0, 2.0, 5.0, None):
+        delay, failures = 0.2, 0
+        while True:
             try:
-                await self._apply(job, result)
-                break
+                applied = await self._apply(job, token, result)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if delay is None:
-                    bound.error("action.result_not_applied", error=str(exc).splitlines()[0])
-                    return
+                if not _database_unreachable(exc):
+                    failures += 1
+                    if failures >= APPLY_FAILURES:
+                        bound.error("action.result_not_applied", error=str(exc).splitlines()[0])
+                        return
+                bound.warning("action.result_apply_retrying", error=str(exc).splitlines()[0])
                 await asyncio.sleep(delay)
-        self.completed += 1
+                delay = min(delay * 2, APPLY_BACKOFF_CAP)
+                continue
+            if not applied:
+                bound.info("action.result_dropped", reason="job no longer leased by this worker")
+            return
 
-    async def _apply(self, job: Any, result: ActionResult) -> None:
+    async def _apply(self, job: Any, token: str, result: ActionResult) -> bool:
+        """Apply `result` if this worker still holds the job; whether it did."""
         now = self._clock()
         async with self._engine.begin() as conn:
-            gone = await conn.execute(
-                delete(timers).where(timers.c.id == job.id).returning(timers.c.id)
+            fenced = await conn.execute(
+                delete(timers)
+                .where(and_(timers.c.id == job.id, _held_by == token))
+                .returning(timers.c.id)
             )
-            if gone.first() is None:
-                return
+            if fenced.first() is None:
+                return False
             work = self.unit_of_work(conn, now)
             await work.deliver([(str(job.instance_id), result)])
             report = await work.flush()
         self._on_work(report)
+        return True
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached (rather than refused the work)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc
+    for _ in range(8):  # the error and the ones it wraps; a bound, should they form a loop
+        if seen is None:
+            return False
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def _no_events() -> str:

@@ -17,6 +17,7 @@ from flowbus import __version__
 from flowbus.actions.base import ActionContext
 from flowbus.actions.webhook import (
     BODY_LIMIT,
+    ERROR_BODY_LIMIT,
     ActionConfigError,
     Http,
     HttpConnectionError,
@@ -40,29 +41,44 @@ class Seen:
 
 
 @dataclass
+class Answer:
+    """What `/answer/<name>` responds with."""
+
+    body: bytes
+    content_type: str = "application/json"
+    status: int = 200
+
+
+@dataclass
 class Server:
     base: str
     seen: list[Seen] = field(default_factory=list)
+    answers: dict[str, Answer] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
 
 
-def context(attempt: int = 1) -> ActionContext:
+def context(
+    tries: int = 1, *, key: str = "inst-1:notify", max_json_depth: int = 64
+) -> ActionContext:
     return ActionContext(
         instance_id="inst-1",
         workflow_id="orders",
         step_id="notify",
-        attempt=attempt,
+        attempt=tries,
         now="2024-05-01T12:00:00Z",
-        idempotency_key=f"inst-1:notify:{attempt}",
+        idempotency_key=key,
         new_event_id=lambda: "evt-1",
+        tries=tries,
+        max_json_depth=max_json_depth,
     )
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     recorded: list[Seen] = []
+    answers: dict[str, Answer] = {}
 
     async def record(request: web.Request) -> None:
         body = await request.json() if request.can_read_body else None
@@ -93,6 +109,14 @@ async def server() -> AsyncIterator[Server]:
     async def big(request: web.Request) -> web.Response:
         return web.Response(text="x" * (BODY_LIMIT + 1000))
 
+    async def answer(request: web.Request) -> web.Response:
+        scripted = answers[request.match_info["name"]]
+        return web.Response(
+            body=scripted.body,
+            status=scripted.status,
+            headers={"Content-Type": scripted.content_type},
+        )
+
     async def cookie(request: web.Request) -> web.Response:
         response = web.Response(text="here is a cookie")
         response.set_cookie("session", "abc")
@@ -105,13 +129,14 @@ async def server() -> AsyncIterator[Server]:
     app.router.add_get("/slow", slow)
     app.router.add_get("/big", big)
     app.router.add_get("/cookie", cookie)
+    app.router.add_route("*", "/answer/{name}", answer)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
     try:
-        yield Server(base=f"http://{host}:{port}", seen=recorded)
+        yield Server(base=f"http://{host}:{port}", seen=recorded, answers=answers)
     finally:
         await runner.cleanup()
 
@@ -158,31 +183,48 @@ async def test_output_headers_are_only_content_type_and_location(
 
 
 async def test_sends_the_idempotency_key_of_the_context(server: Server, webhook: Webhook) -> None:
-    await webhook.execute({"url": server.url("/echo")}, context(attempt=1))
+    await webhook.execute({"url": server.url("/echo")}, context())
 
-    assert server.seen[0].headers["Idempotency-Key"] == "inst-1:notify:1"
+    assert server.seen[0].headers["Idempotency-Key"] == "inst-1:notify"
 
 
-async def test_a_repeated_run_of_one_attempt_sends_the_same_key(
+async def test_a_repeated_run_of_one_attempt_sends_the_same_key_and_attempt(
     server: Server, webhook: Webhook
 ) -> None:
     config = {"url": server.url("/echo"), "body": {"n": 1}}
 
-    await webhook.execute(config, context(attempt=1))
-    await webhook.execute(config, context(attempt=1))
+    await webhook.execute(config, context(1))
+    await webhook.execute(config, context(1))
 
-    keys = [seen.headers["Idempotency-Key"] for seen in server.seen]
-    assert keys == ["inst-1:notify:1", "inst-1:notify:1"]
+    sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
+    assert sent == [("inst-1:notify", "1"), ("inst-1:notify", "1")]
 
 
-async def test_another_attempt_sends_another_key(server: Server, webhook: Webhook) -> None:
-    config = {"url": server.url("/echo")}
+async def test_retries_send_the_same_key_by_default_and_the_attempt_in_its_own_header(
+    server: Server, webhook: Webhook
+) -> None:
+    for tries in (1, 2, 3):
+        await webhook.execute({"url": server.url("/echo")}, context(tries))
 
-    await webhook.execute(config, context(attempt=1))
-    await webhook.execute(config, context(attempt=2))
+    sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
+    assert sent == [("inst-1:notify", "1"), ("inst-1:notify", "2"), ("inst-1:notify", "3")]
 
-    first, second = (seen.headers["Idempotency-Key"] for seen in server.seen)
-    assert first != second
+
+async def test_the_attempt_form_sends_a_new_key_on_every_retry(
+    server: Server, webhook: Webhook
+) -> None:
+    config = {"url": server.url("/echo"), "idempotencyKey": "attempt"}
+
+    for tries in (1, 2):
+        await webhook.execute(config, context(tries))
+
+    sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
+    assert sent == [("inst-1:notify:attempt-1", "1"), ("inst-1:notify:attempt-2", "2")]
+
+
+def test_config_refuses_an_unknown_idempotency_key_form() -> None:
+    with pytest.raises(ValidationError, match="idempotencyKey"):
+        WebhookConfig.model_validate({"url": "https://example.com", "idempotencyKey": "call"})
 
 
 async def test_an_idempotency_key_in_the_config_replaces_the_engines(
@@ -293,10 +335,134 @@ async def test_get_sends_query_parameters_merged_over_the_urls(
     assert server.seen[0].body is None
 
 
-async def test_a_long_text_body_is_truncated(server: Server, webhook: Webhook) -> None:
+async def test_a_long_text_body_is_truncated_and_marked(server: Server, webhook: Webhook) -> None:
     output = await webhook.execute({"url": server.url("/big"), "method": "GET"}, context())
 
     assert output["body"] == "x" * BODY_LIMIT
+    assert output["bodyTruncated"] is True
+
+
+async def test_a_body_within_the_limit_carries_no_truncation_marker(
+    server: Server, webhook: Webhook
+) -> None:
+    server.answers["fits"] = Answer(b"x" * BODY_LIMIT, "text/plain; charset=utf-8")
+
+    output = await webhook.execute({"url": server.url("/answer/fits")}, context())
+
+    assert output == {
+        "status": 200,
+        "headers": {"content-type": "text/plain; charset=utf-8"},
+        "body": "x" * BODY_LIMIT,
+    }
+
+
+async def test_a_truncated_body_is_cut_on_a_character_boundary(
+    server: Server, webhook: Webhook
+) -> None:
+    # "é" is two bytes in UTF-8; one leading byte puts a character across the limit.
+    server.answers["accents"] = Answer(b"a" + "é".encode() * BODY_LIMIT, "text/plain")
+
+    output = await webhook.execute({"url": server.url("/answer/accents")}, context())
+
+    assert output["body"] == "a" + "é" * ((BODY_LIMIT - 1) // 2)
+    assert output["bodyTruncated"] is True
+
+
+async def test_a_long_json_body_is_kept_as_truncated_text(server: Server, webhook: Webhook) -> None:
+    long_json = b'{"items": ["' + b"y" * BODY_LIMIT + b'"]}'
+    server.answers["long"] = Answer(long_json)
+
+    output = await webhook.execute({"url": server.url("/answer/long")}, context())
+
+    assert output["body"] == long_json[:BODY_LIMIT].decode()
+    assert output["bodyTruncated"] is True
+
+
+async def test_a_long_error_body_is_cut_on_a_character_boundary_and_marked(
+    server: Server, webhook: Webhook
+) -> None:
+    server.answers["angry"] = Answer("€".encode() * 4096, "text/plain", status=500)
+
+    with pytest.raises(HttpStatusError) as failure:
+        await webhook.execute({"url": server.url("/answer/angry")}, context())
+
+    assert failure.value.details == {
+        "status": 500,
+        "body": "€" * (ERROR_BODY_LIMIT // 3),
+        "bodyTruncated": True,
+    }
+
+
+async def test_json_nested_deeper_than_the_limit_is_kept_as_text_and_says_why(
+    server: Server, webhook: Webhook
+) -> None:
+    deep = b"[" * 65 + b"]" * 65
+    server.answers["deep"] = Answer(deep)
+
+    output = await webhook.execute({"url": server.url("/answer/deep")}, context())
+
+    assert output["body"] == deep.decode()
+    assert output["bodyNotParsed"] == "the JSON body is nested deeper than the limit of 64"
+
+
+async def test_json_depth_follows_the_configured_limit(server: Server, webhook: Webhook) -> None:
+    server.answers["nested"] = Answer(b'{"a": {"b": {"c": 1}}}')
+
+    shallow = await webhook.execute(
+        {"url": server.url("/answer/nested")}, context(max_json_depth=2)
+    )
+    deep_enough = await webhook.execute(
+        {"url": server.url("/answer/nested")}, context(max_json_depth=3)
+    )
+
+    assert shallow["body"] == '{"a": {"b": {"c": 1}}}'
+    assert "limit of 2" in shallow["bodyNotParsed"]
+    assert deep_enough["body"] == {"a": {"b": {"c": 1}}}
+
+
+async def test_a_hostile_deep_json_body_costs_milliseconds(
+    server: Server, webhook: Webhook
+) -> None:
+    hostile = b"[" * (BODY_LIMIT // 2) + b"]" * (BODY_LIMIT // 2)
+    server.answers["hostile"] = Answer(hostile)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    output = await webhook.execute({"url": server.url("/answer/hostile")}, context())
+
+    assert loop.time() - started < 1.0
+    assert output["body"] == hostile.decode()
+    assert "nested deeper" in output["bodyNotParsed"]
+
+
+async def test_invalid_json_is_kept_as_text_and_says_why(server: Server, webhook: Webhook) -> None:
+    server.answers["broken"] = Answer(b'{"ok": tru')
+
+    output = await webhook.execute({"url": server.url("/answer/broken")}, context())
+
+    assert output["body"] == '{"ok": tru'
+    assert output["bodyNotParsed"].startswith("the JSON body is not valid JSON")
+
+
+async def test_json_holding_nul_is_kept_as_text_that_can_be_stored(
+    server: Server, webhook: Webhook
+) -> None:
+    server.answers["nul"] = Answer(b'{"name": "a\\u0000b"}')
+
+    output = await webhook.execute({"url": server.url("/answer/nul")}, context())
+
+    assert output["body"] == '{"name": "a\\u0000b"}'
+    assert "name" in output["bodyNotParsed"]
+
+
+async def test_nul_in_a_text_body_becomes_the_replacement_character(
+    server: Server, webhook: Webhook
+) -> None:
+    server.answers["nul-text"] = Answer(b"a\x00b", "text/plain")
+
+    output = await webhook.execute({"url": server.url("/answer/nul-text")}, context())
+
+    assert output["body"] == "a\ufffdb"
 
 
 async def test_cookies_are_not_carried_between_calls(server: Server, webhook: Webhook) -> None:
