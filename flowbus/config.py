@@ -73,7 +73,11 @@ class WorkerSettings(BaseModel):
     )
     action_concurrency: int = Field(32, ge=1)
     action_lease: float = Field(
-        330.0, gt=0, description="Seconds before a running action counts as lost and reruns."
+        15.0,
+        gt=0,
+        description="Seconds a running action's lease lasts; its worker renews it every "
+        "third of that while the call runs, so a job whose worker died runs again within "
+        "this plus the poll interval, whatever the call's timeout.",
     )
     web_port: int = Field(0, ge=0)
     metrics_port: int = Field(0, ge=0, description="Prometheus exposition port; 0 disables it.")

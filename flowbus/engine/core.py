@@ -21,6 +21,7 @@ from flowbus.engine.inputs import (
     EventReceived,
     TimerFired,
 )
+from flowbus.engine.limits import DEFAULT_LIMITS, Limits
 from flowbus.engine.run import EngineError, Run, rfc3339
 from flowbus.engine.state import (
     ErrorInfo,
@@ -52,6 +53,7 @@ def start(
     trigger: dict[str, Any] | None = None,
     correlation_id: str | None = None,
     parent: ParentLink | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Transition:
     """Create an instance of `definition` and run it until it waits or ends."""
     if definition.version is None:
@@ -70,7 +72,7 @@ def start(
         updated_at=at,
     )
     state.metadata = _metadata(definition, input, trigger)
-    run = Run(definition, state, now)
+    run = Run(definition, state, now, limits)
     run.emit(
         "instances",
         "flowbus.instance.started",
@@ -83,6 +85,10 @@ def start(
         state.variables = {name: path.search(scope) for name, path in definition.context.items()}
     except PathError as exc:
         run.fail_instance(ErrorInfo(type="ContextError", message=str(exc)))
+        return Transition(state, run.effects)
+    too_large = limits.check_variables(None, state.variables)
+    if too_large is not None:
+        run.fail_instance(too_large)
         return Transition(state, run.effects)
     if definition.timeout is not None:
         run.set_timer("workflow_timeout", definition.timeout)
@@ -105,7 +111,11 @@ def _metadata(
 
 
 def apply(
-    definition: WorkflowDefinition, state: InstanceState, event: EngineInput, now: datetime
+    definition: WorkflowDefinition,
+    state: InstanceState,
+    event: EngineInput,
+    now: datetime,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Transition:
     """Advance an instance by one input. Takes ownership of `state`.
 
@@ -120,7 +130,7 @@ def apply(
         )
     if state.status.is_final and not _retries(state, event):
         return Transition(state, [])
-    run = Run(definition, state, now)
+    run = Run(definition, state, now, limits)
     _HANDLERS[type(event)](run, event)
     run.drain()
     if run.effects:
@@ -162,8 +172,9 @@ def _on_action_result(run: Run, result: Any) -> None:
         ):
             return
         step = run.step(result.step_id)
-        if result.error is not None:
-            run.compensation_failed(step, result.error)
+        error = result.error or run.limits.check_output(step.id, result.output)
+        if error is not None:
+            run.compensation_failed(step, error)
         else:
             run.compensated(step, result.output)
             run.compensate_next()

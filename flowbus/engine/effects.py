@@ -44,6 +44,8 @@ class RunAction:
     config: dict[str, Any]
     idempotency_key: str
     purpose: ActionPurpose = "step"
+    tries: int = 1
+    """Attempt of this step execution (1, then 2, 3 on retries), sent beside the key."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from flowbus.actions.base import ActionContext
+from flowbus.actions.base import ActionContext, InlineOutcome
 from flowbus.actions.registry import ACTIONS
 from flowbus.definitions.model import (
     DEFAULT_RETRY,
@@ -28,11 +28,13 @@ from flowbus.engine.effects import (
     Effect,
     EmitEvent,
     NotifyParent,
+    PublishEvent,
     RecordAttempt,
     RunAction,
     SetTimer,
     TimerKind,
 )
+from flowbus.engine.limits import DEFAULT_LIMITS, PAYLOAD_TOO_LARGE, Limits
 from flowbus.engine.state import (
     Compensating,
     ErrorInfo,
@@ -84,11 +86,18 @@ class Follow(Enum):
 class Run:
     """The working copy of one transition. Owns `state`; collects `effects`."""
 
-    def __init__(self, definition: WorkflowDefinition, state: InstanceState, now: datetime) -> None:
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        state: InstanceState,
+        now: datetime,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         from flowbus.steps.registry import STEP_TYPES
 
         self.definition = definition
         self.state = state
+        self.limits = limits
         self.moment = now
         self.now = rfc3339(now)
         self.effects: list[Effect] = []
@@ -240,8 +249,13 @@ class Run:
         previous = self.state.steps.get(step_id)
         attempt = 1 if previous is None else previous.attempt + 1
         tries = previous.tries + 1 if retry and previous is not None else 1
+        execution = 1 if previous is None else previous.execution + (0 if retry else 1)
         self.state.steps[step_id] = StepState(
-            status=StepStatus.RUNNING, attempt=attempt, tries=tries, started_at=self.now
+            status=StepStatus.RUNNING,
+            attempt=attempt,
+            tries=tries,
+            execution=execution,
+            started_at=self.now,
         )
         if step_id not in self.state.active:
             self.state.active.append(step_id)
@@ -349,6 +363,9 @@ class Run:
     def _retryable(policy: RetryPolicy, error: ErrorInfo) -> bool:
         if error.type in NOT_RETRIED:
             return False
+        if error.type == PAYLOAD_TOO_LARGE:
+            # The same input gives the same output: retried only when asked for by name.
+            return policy.retry_on is not None and error.type in policy.retry_on
         return policy.retries(error.type)
 
     def _route_failure(self, step: StepModel, error: ErrorInfo) -> None:
@@ -421,6 +438,10 @@ class Run:
             )
         except ExpressionError as exc:
             self.fail_instance(ErrorInfo(type="ExpressionError", message=f"output: {exc}"))
+            return
+        too_large = self.limits.check_event(None, "flowbus.instance.completed", output)
+        if too_large is not None:
+            self.fail_instance(too_large)
             return
         self.state.output = output
         self._finish(InstanceStatus.COMPLETED, output=output)
@@ -601,7 +622,8 @@ class Run:
             return ErrorInfo(
                 type="ActionConfigError", message=validation_message(exc), step_id=step.id
             )
-        attempt = self.state.steps[step.id].attempt
+        s = self.state.steps[step.id]
+        attempt = s.attempt
         if self.definition.execution_log.level == "debug":
             self.state.steps[step.id].data["input"] = rendered
         if not action.inline:
@@ -613,6 +635,7 @@ class Run:
                     config=rendered,
                     idempotency_key=key,
                     purpose=purpose,
+                    tries=s.tries if purpose == "step" else 1,
                 )
             )
             return _PENDING
@@ -624,20 +647,58 @@ class Run:
             now=self.now,
             idempotency_key=key,
             new_event_id=self.next_published_id,
+            tries=s.tries,
         )
         outcome = action.run_inline(rendered, context)
+        too_large = self._check_inline(step, outcome)
+        if too_large is not None:
+            return too_large
         self.state.variables.update(outcome.variables)
         self.effects.extend(outcome.effects)
         return outcome.output
 
+    def _check_inline(self, step: StepModel, outcome: InlineOutcome) -> ErrorInfo | None:
+        """Bound what an inline action produced before any of it takes effect."""
+        too_large = self.limits.check_output(step.id, outcome.output)
+        if too_large is None and outcome.variables:
+            merged = {**self.state.variables, **outcome.variables}
+            too_large = self.limits.check_variables(step.id, merged)
+        for effect in outcome.effects:
+            if too_large is not None:
+                break
+            if isinstance(effect, PublishEvent):
+                too_large = self.limits.check_event(step.id, effect.type, _published(effect))
+        return too_large
+
 
 _PENDING = object()
+
+
+def _published(event: PublishEvent) -> dict[str, Any]:
+    """What of a published event counts towards its size: all but the envelope."""
+    return {
+        "topic": event.topic,
+        "key": event.key,
+        "type": event.type,
+        "subject": event.subject,
+        "data": event.data,
+    }
 
 
 def validation_message(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
     )
+
+
+def step_key(instance_id: str, step_id: str, execution: int) -> str:
+    """The idempotency key of one execution of a step: the same on every retry of it.
+
+    `<instance>:<step>` for the step's first execution, `<instance>:<step>:<n>` for its n-th
+    (the workflow looped back to it, or an operator retried the instance).
+    """
+    key = f"{instance_id}:{step_id}"
+    return key if execution == 1 else f"{key}:{execution}"
 
 
 def _jittered(policy: RetryPolicy, attempt: int, seed: str) -> timedelta:
@@ -690,7 +751,14 @@ class StepCall:
         return template.render(scope)
 
     def complete(self, output: Any, *, next_step: str | Follow | None = Follow.NEXT) -> None:
-        """Finish the step; continue at `next_step`, or by the step's `next` if not given."""
+        """Finish the step; continue at `next_step`, or by the step's `next` if not given.
+
+        An output over the limits fails the step with `PayloadTooLarge` instead.
+        """
+        too_large = self._run.limits.check_output(self.step.id, output)
+        if too_large is not None:
+            self.fail(too_large)
+            return
         target: str | None
         if isinstance(next_step, Follow):
             # The step's own transitions may test its output (steps.<own id>).
@@ -736,7 +804,7 @@ class StepCall:
             action_name,
             config,
             purpose="step",
-            key=f"{self.instance_id}:{self.step.id}:{self.attempt}",
+            key=step_key(self.instance_id, self.step.id, self.state.execution),
         )
         if outcome is _PENDING:
             return

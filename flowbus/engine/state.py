@@ -67,6 +67,11 @@ class StepState(BaseModel):
         1, description="Executions of this step so far, retries and loops included."
     )
     tries: int = Field(1, description="Attempts in the current entry (for the retry policy).")
+    execution: int = Field(
+        1,
+        description="Entries of this step afresh (a loop back to it, an operator retry); "
+        "retries of one entry do not count. Names the step execution an idempotency key is for.",
+    )
     output: Any = None
     error: ErrorInfo | None = None
     started_at: str

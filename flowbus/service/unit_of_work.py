@@ -131,6 +131,7 @@ class UnitOfWork:
                 trigger=r.trigger,
                 correlation_id=r.correlation_id,
                 parent=r.parent,
+                limits=self.outbox.limits,
             )
             for r in requests
         ]
@@ -166,7 +167,7 @@ class UnitOfWork:
         definition = await definition_version(
             self.conn, self.catalog, state.workflow_id, state.version
         )
-        transition = core.apply(definition, state, value, self.now)
+        transition = core.apply(definition, state, value, self.now, self.outbox.limits)
         self.report.applied += 1
         self._take(transition, changed=True)
 
@@ -223,6 +224,7 @@ class UnitOfWork:
                             "action": effect.action,
                             "config": effect.config,
                             "idempotencyKey": effect.idempotency_key,
+                            "tries": effect.tries,
                             "purpose": effect.purpose,
                             "workflowId": state.workflow_id,
                         },

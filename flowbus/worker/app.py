@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +16,7 @@ import asyncpg
 import faust
 import structlog
 from faust.streams import Stream
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,12 +25,15 @@ from flowbus.approvals.tokens import DecisionVerifier
 from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.definitions.loader import load_path
+from flowbus.engine.limits import Limits
 from flowbus.engine.run import rfc3339
+from flowbus.envelope import RecordLimits
 from flowbus.ingest.batch import BatchReport, dead_letter
 from flowbus.ingest.commands import CommandIngest
 from flowbus.ingest.decisions import DecisionIngest
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.ingest.triggers import TriggerIngest
+from flowbus.limits import JsonLimits
 from flowbus.outbox.relay import OutboxRelay, asyncpg_dsn
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.action_runner import ActionRunner
@@ -65,16 +68,27 @@ class WorkerRuntime:
             settings.broker_url,
             batch_size=settings.worker.relay_batch_size,
             poll_interval=settings.worker.relay_poll_interval,
+            source=settings.deployment,
+            deadletter_topic=settings.topics.deadletter,
+        )
+        self.limits = Limits(
+            max_step_output_bytes=settings.limits.max_step_output_bytes,
+            max_variables_bytes=settings.limits.max_variables_bytes,
+            max_event_bytes=settings.limits.max_event_bytes,
         )
         shared: dict[str, Any] = {
             "catalog": lambda: self.catalog,
             "outbox": self.new_outbox,
         }
-        self.triggers = TriggerIngest(self.engine, consumer_group=settings.consumer_group, **shared)
-        self.commands = CommandIngest(self.engine, consumer_group=settings.consumer_group, **shared)
+        records = RecordLimits(
+            JsonLimits(settings.limits.max_record_bytes, settings.limits.max_depth)
+        )
+        consumed: dict[str, Any] = {"consumer_group": settings.consumer_group, "limits": records}
+        self.triggers = TriggerIngest(self.engine, **consumed, **shared)
+        self.commands = CommandIngest(self.engine, **consumed, **shared)
         self.decisions = DecisionIngest(
             self.engine,
-            consumer_group=settings.consumer_group,
+            **consumed,
             verifier=DecisionVerifier(settings.approvals),
             topics=settings.topics,
             **shared,
@@ -94,12 +108,15 @@ class WorkerRuntime:
             self.engine,
             concurrency=settings.worker.action_concurrency,
             lease=timedelta(seconds=settings.worker.action_lease),
+            max_json_depth=settings.limits.max_depth,
             on_work=self.after_work,
             **shared,
         )
 
     def new_outbox(self) -> OutboxBatch:
-        return OutboxBatch(source=self.settings.deployment, topics=self.settings.topics)
+        return OutboxBatch(
+            source=self.settings.deployment, topics=self.settings.topics, limits=self.limits
+        )
 
     def after_work(self, report: WorkReport | None) -> None:
         """Wake the loops that have new work after a commit."""
@@ -298,8 +315,9 @@ def create_app(settings: Settings) -> FlowbusApp:
     ):
         app.task(_task(name, loop))
 
-    async def assigned(sender: Any, *_: Any, signal: Any, **kwargs: Any) -> None:
-        log.info("worker.partitions_assigned", partitions=len(kwargs.get("assigned", ())))
+    # faust sends the assigned set positionally: `receiver(sender, assigned, signal=...)`.
+    async def assigned(sender: Any, assigned: Set[TP], **_: Any) -> None:
+        log.info("worker.partitions_assigned", partitions=len(assigned))
 
     app.on_partitions_assigned.connect(cast(Any, assigned))
     return app
@@ -337,4 +355,5 @@ def run_worker(settings: Settings) -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    worker.spinner = None  # it writes terminal escape codes into the log, tty or not
     worker.execute_from_commandline()

@@ -56,7 +56,7 @@ def test_external_action_asks_the_shell_to_run_it_with_rendered_config(
             attempt=1,
             action="charge",
             config={"account": "acct-9", "amount": 40},
-            idempotency_key="inst-1:charge:1",
+            idempotency_key="inst-1:charge",
         )
     ]
 

@@ -128,7 +128,7 @@ def test_jitter_spreads_the_delays_of_different_instances() -> None:
     assert len(delays) > 1
 
 
-def test_retry_timer_runs_the_step_again_as_a_new_attempt_with_a_new_idempotency_key() -> None:
+def test_retry_timer_runs_the_step_again_as_a_new_attempt_with_the_same_idempotency_key() -> None:
     instance = retrying({"maxAttempts": 3, "delay": "PT5S"})
     fail_try(instance, 1)
 
@@ -140,7 +140,8 @@ def test_retry_timer_runs_the_step_again_as_a_new_attempt_with_a_new_idempotency
             attempt=2,
             action="webhook",
             config={"url": "https://example.test/call"},
-            idempotency_key="inst-1:call:2",
+            idempotency_key="inst-1:call",
+            tries=2,
         )
     ]
     [started] = events_of(instance.effects, "flowbus.step.started")
