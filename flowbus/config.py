@@ -103,6 +103,11 @@ class LimitSettings(BaseModel):
         le=512,
         description="Deepest nesting of JSON objects and arrays accepted anywhere.",
     )
+    max_key_bytes: int = Field(4096, ge=64, description="Largest consumed record key.")
+    max_headers: int = Field(64, ge=1, description="Most headers on a consumed record.")
+    max_header_bytes: int = Field(
+        65536, ge=256, description="Largest total of a consumed record's header names and values."
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest HTTP API request body.")
     max_step_output_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest JSON output of one step (action results)."

@@ -101,9 +101,17 @@ class DefinitionCatalog:
     def input_errors(self, definition: WorkflowDefinition, value: Any) -> list[str]:
         """Violations of the definition's input schema (compiled once per version)."""
         return [
-            f"{'/'.join(str(p) for p in error.absolute_path) or '<input>'}: {error.message}"
+            f"{'/'.join(str(p) for p in error.absolute_path) or '<input>'}: "
+            + _quoted_briefly(error.message)
             for error in self._inputs.violations(definition, value)
         ]
+
+
+def _quoted_briefly(message: str, limit: int = 300) -> str:
+    """jsonschema quotes the offending value whole; a reason needs only its start."""
+    return (
+        message if len(message) <= limit else f"{message[:limit]}…(+{len(message) - limit} chars)"
+    )
 
 
 def _all_steps(steps: Any) -> Iterable[dict[str, Any]]:

@@ -80,8 +80,12 @@ class WorkerRuntime:
             "catalog": lambda: self.catalog,
             "outbox": self.new_outbox,
         }
+        limits = settings.limits
         records = RecordLimits(
-            JsonLimits(settings.limits.max_record_bytes, settings.limits.max_depth)
+            JsonLimits(limits.max_record_bytes, limits.max_depth),
+            max_key_bytes=limits.max_key_bytes,
+            max_headers=limits.max_headers,
+            max_header_bytes=limits.max_header_bytes,
         )
         consumed: dict[str, Any] = {"consumer_group": settings.consumer_group, "limits": records}
         self.triggers = TriggerIngest(self.engine, **consumed, **shared)
