@@ -68,7 +68,7 @@ class RecordLimits:
         """Raise `BadEvent` naming the first bound the raw record breaks."""
         if value is not None and len(value) > self.json.max_bytes:
             raise BadEvent(
-                f"record value is {len(value)} bytes, over the limit of {self.json.max_bytes}"
+                f"value is {len(value)} bytes, over the limit of {self.json.max_bytes}"
             )
         if key is not None and len(key) > self.max_key_bytes:
             raise BadEvent(
@@ -194,7 +194,7 @@ def _parse_record(
         return _binary_cloudevent(position, text_headers, value, limits)
     if value is None:
         raise BadEvent("record has no value")
-    body = limits.loads(value, "record value")
+    body = limits.loads(value, "value")
     if isinstance(body, dict) and "specversion" in body:
         return _structured_cloudevent(position, text_headers, body, limits)
     plain_type = body.get("type") if isinstance(body, dict) else None

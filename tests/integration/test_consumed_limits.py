@@ -68,7 +68,7 @@ def hostile() -> list[tuple[str, bytes, list[tuple[str, bytes]], str]]:
             "oversize",
             oversize,
             [],
-            f"record value is {len(oversize)} bytes, over the limit of {MAX_RECORD_BYTES}",
+            f"value is {len(oversize)} bytes, over the limit of {MAX_RECORD_BYTES}",
         ),
         ("deep-300", b"[" * 300 + b"]" * 300, [], "nested deeper than the limit of 64"),
         (
@@ -77,7 +77,7 @@ def hostile() -> list[tuple[str, bytes, list[tuple[str, bytes]], str]]:
             [],
             "nested deeper than the limit of 64",
         ),
-        ("not-json", b"this is not JSON {", [], "record value is not JSON"),
+        ("not-json", b"this is not JSON {", [], "value is not JSON"),
         (
             "huge-header",
             b"{}",

@@ -55,7 +55,7 @@ def refused(value: bytes | None, headers: Headers | None = None, **kwargs: Any) 
 
 
 def test_a_value_over_the_size_limit_is_refused_naming_both_sizes() -> None:
-    assert refused(b" " * 5_000_000) == ("record value is 5000000 bytes, over the limit of 1000000")
+    assert refused(b" " * 5_000_000) == ("value is 5000000 bytes, over the limit of 1000000")
 
 
 def test_a_value_at_the_size_limit_is_read() -> None:
@@ -66,7 +66,7 @@ def test_a_value_at_the_size_limit_is_read() -> None:
 
 @pytest.mark.parametrize("depth", [65, 300, 100_000])
 def test_a_value_nested_past_the_depth_limit_is_refused(depth: int) -> None:
-    assert refused(nested(depth)) == "record value is nested deeper than the limit of 64"
+    assert refused(nested(depth)) == "value is nested deeper than the limit of 64"
 
 
 def test_a_value_nested_to_the_depth_limit_is_read() -> None:
@@ -80,7 +80,7 @@ def test_the_depth_of_binary_cloudevent_data_is_bounded() -> None:
 
 
 def test_a_value_that_is_not_json_is_refused_saying_so() -> None:
-    assert refused(b"\xff\xfe not json").startswith("record value is not JSON: ")
+    assert refused(b"\xff\xfe not json").startswith("value is not JSON: ")
 
 
 def test_the_limits_are_the_ones_given() -> None:
