@@ -18,10 +18,12 @@ test: $(STAMP)
 	$(BIN)/python -m flowbus.devstack.kafka fetch
 	$(BIN)/pytest -p no:cacheprovider
 
+# setuptools warns on every editable install that the checkout shadows the package: that
+# is the point of an editable install, so that warning is silenced for this command alone.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
 clean:

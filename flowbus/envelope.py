@@ -67,9 +67,7 @@ class RecordLimits:
     ) -> None:
         """Raise `BadEvent` naming the first bound the raw record breaks."""
         if value is not None and len(value) > self.json.max_bytes:
-            raise BadEvent(
-                f"value is {len(value)} bytes, over the limit of {self.json.max_bytes}"
-            )
+            raise BadEvent(f"value is {len(value)} bytes, over the limit of {self.json.max_bytes}")
         if key is not None and len(key) > self.max_key_bytes:
             raise BadEvent(
                 f"record key is {len(key)} bytes, over the limit of {self.max_key_bytes}"

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import Counter, Histogram, start_http_server
 
 from flowbus.config import TopicNames
-
-if TYPE_CHECKING:
-    from flowbus.ingest.records import ConsumedRecord
-    from flowbus.service.unit_of_work import WorkReport
+from flowbus.ingest.records import ConsumedRecord
+from flowbus.service.reports import BatchReport, WorkReport
 
 log = structlog.get_logger(__name__)
 
@@ -85,20 +82,16 @@ def stream_of(topic: str, topics: TopicNames) -> str:
 
 
 def observe_batch(
-    records: Sequence[ConsumedRecord], result: Any, began: float, topics: TopicNames
+    records: Sequence[ConsumedRecord], result: BatchReport, began: float, topics: TopicNames
 ) -> None:
     """Count a committed batch from the report its ingest returned; `began` is the
     `time.perf_counter()` at which applying it started."""
-    from flowbus.ingest.batch import BatchReport
-
     if not records:
         return
     stream = stream_of(records[0].topic, topics)
     BATCH_SECONDS.labels(stream).observe(time.perf_counter() - began)
     for record in records:
         RECORDS_CONSUMED.labels(record.topic).inc()
-    if not isinstance(result, BatchReport):
-        return
     RECORDS_SKIPPED.inc(result.skipped)
     EVENTS_UNMATCHED.inc(result.unmatched)
     DEAD_LETTERS.labels(stream).inc(result.dead_lettered)
@@ -113,8 +106,8 @@ def observe_batch(
 
 def observe_work(work: WorkReport) -> None:
     """What any committed unit of work did: step durations, refusals by the engine."""
-    for workflow_id, step_type, status, seconds in work.finished_steps:
-        STEP_SECONDS.labels(workflow_id, step_type, status).observe(seconds)
+    for step in work.finished_steps:
+        STEP_SECONDS.labels(step.workflow_id, step.step_type, step.status).observe(step.seconds)
     if work.decisions_refused:
         DECISIONS_REFUSED.labels("rules").inc(work.decisions_refused)
 

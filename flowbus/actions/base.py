@@ -3,7 +3,8 @@
 An action is either *inline*: pure, run inside the engine in the same transaction as
 the step (`set_variables`, `send_event` through the outbox, `log`); or *external*: it
 needs I/O (`webhook`), so the engine asks the shell to run it and continues when the
-result comes back.
+result comes back. The core declares an external action (its name and config) and no
+more; what runs it lives in the shell, in `flowbus.external`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ActionContext:
 
 
 class ActionType(ABC):
-    """Behaviour of one `action:` name."""
+    """Behaviour of one `action:` name: `inline = False` makes the engine ask the shell to
+    run it (a `RunAction` effect)."""
 
     name: ClassVar[str]
     config_model: ClassVar[type[ActionConfig]]
@@ -62,7 +64,3 @@ class ActionType(ABC):
     def run_inline(self, config: dict[str, Any], context: ActionContext) -> InlineOutcome:
         """Run a pure action inside the engine (inline actions only)."""
         raise NotImplementedError(f"action {self.name} is not inline")
-
-    async def execute(self, config: dict[str, Any], context: ActionContext) -> Any:
-        """Run an action that needs I/O in the shell (external actions only)."""
-        raise NotImplementedError(f"action {self.name} is not external")

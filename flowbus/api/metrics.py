@@ -11,13 +11,11 @@ from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.api.broker import Broker
-from flowbus.api.queries import count_by_status
 from flowbus.config import Settings
-from flowbus.store.tables import consumer_offsets, instances, outbox, timers
+from flowbus.store.read_models import read_deployment
 
 log = structlog.get_logger(__name__)
 
@@ -102,47 +100,19 @@ class ApiMetrics:
         self, engine: AsyncEngine, settings: Settings, now: datetime
     ) -> dict[tuple[str, int], int]:
         async with engine.connect() as conn:
-            counts = await count_by_status(conn)
-            waiting = (
-                await conn.execute(select(func.count(), func.min(outbox.c.created_at)))
-            ).one()
-            paused = select(instances.c.id).where(instances.c.status == "paused")
-            due = (
-                await conn.execute(
-                    select(timers.c.kind, func.count(), func.min(timers.c.due_at))
-                    .where(
-                        and_(
-                            timers.c.due_at <= now,
-                            or_(timers.c.locked_until.is_(None), timers.c.locked_until < now),
-                            or_(
-                                timers.c.instance_id.is_(None), timers.c.instance_id.not_in(paused)
-                            ),
-                        )
-                    )
-                    .group_by(timers.c.kind)
-                )
-            ).all()
-            applied = (
-                await conn.execute(
-                    select(
-                        consumer_offsets.c.topic,
-                        consumer_offsets.c.partition,
-                        consumer_offsets.c.next_offset,
-                    ).where(consumer_offsets.c.consumer_group == settings.consumer_group)
-                )
-            ).all()
+            reading = await read_deployment(conn, settings.consumer_group, now)
         self.instances.clear()
-        for row in counts:
+        for row in reading.counts:
             self.instances.labels(row.workflow_id, row.status).set(row.count)
-        rows, oldest = waiting
-        self.outbox_rows.set(rows)
+        oldest = reading.outbox_oldest
+        self.outbox_rows.set(reading.outbox_rows)
         self.outbox_age.set((now - oldest).total_seconds() if oldest is not None else 0)
         self.timers_due.clear()
         self.timer_lag.clear()
-        for kind, count, first in due:
-            self.timers_due.labels(kind).set(count)
-            self.timer_lag.labels(kind).set(max(0.0, (now - first).total_seconds()))
-        return {(row.topic, row.partition): row.next_offset for row in applied}
+        for due in reading.due:
+            self.timers_due.labels(due.kind).set(due.count)
+            self.timer_lag.labels(due.kind).set(max(0.0, (now - due.oldest_due).total_seconds()))
+        return reading.positions
 
     async def _read_broker(
         self, broker: Broker, settings: Settings, positions: dict[tuple[str, int], int] | None

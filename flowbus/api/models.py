@@ -144,7 +144,9 @@ class InstanceDetail(InstanceSummary):
 
 class StartInstance(RequestModel):
     workflow_id: str = Field(pattern=WORKFLOW_ID_PATTERN, max_length=200)
-    version: int | None = Field(None, ge=1, description="Default: the active version.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Default: the active version."
+    )
     input: Any = None
     correlation_id: str | None = Field(None, max_length=500)
 

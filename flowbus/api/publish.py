@@ -26,9 +26,9 @@ import orjson
 
 from flowbus.api.broker import Broker
 from flowbus.api.problems import ApiProblem, ProblemItem
-from flowbus.engine.run import rfc3339
 from flowbus.envelope import SPEC_VERSION, STRUCTURED_CONTENT_TYPE, cloudevent, encode
 from flowbus.storable import nul_path
+from flowbus.times import rfc3339
 
 WEBHOOK_FALLBACK_TYPE = "flowbus.webhook"
 _BINARY_ATTRIBUTES = ("id", "source", "type", "subject", "time", "dataschema")

@@ -1,4 +1,4 @@
-"""A small synchronous client of the flowbus HTTP API, for the `flowbus remote` commands."""
+"""A small synchronous client of the flowbus HTTP API, for the operations commands."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class ApiClient:
                 method, path, json=json, content=content, params=params, headers=headers
             )
         except httpx.TransportError as exc:
-            raise ApiError(None, "Unreachable", f"{self._http.base_url}: {exc}") from None
+            raise self._unreachable(exc) from None
         if response.is_error:
             raise _error(response)
         return response
@@ -99,7 +99,19 @@ class ApiClient:
                         name, _, value = line.partition(":")
                         fields.setdefault(name, []).append(value.removeprefix(" "))
         except httpx.TransportError as exc:
-            raise ApiError(None, "Unreachable", f"{self._http.base_url}: {exc}") from None
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: httpx.TransportError) -> ApiError:
+        """One line saying which address failed and which setting names it."""
+        url = str(self._http.base_url).rstrip("/")
+        reason = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            what = f"the flowbus API at {url} did not answer in time ({reason})"
+        else:
+            what = f"cannot reach the flowbus API at {url} ({reason})"
+        return ApiError(
+            None, "Unreachable", f"{what}: set --api-url or {URL_VARIABLE} to where it runs"
+        )
 
 
 def _first(fields: dict[str, list[str]], name: str) -> str | None:

@@ -1,4 +1,8 @@
-"""`flowbus approvals list|decide`: pending approvals, and signed decisions for operators."""
+"""`flowbus approvals list|decide`: the inbox through the API; decisions signed here.
+
+`decide` stays local on purpose: a decision is a token signed with the decider's key and
+published to the decisions topic, so it needs the key and the broker, not the API.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import click
 import orjson
 
 from flowbus.approvals.tokens import TokenRefused, sign_decision
+from flowbus.cli.api_client import ApiClient
+from flowbus.cli.api_command import api_command, print_json, table
 from flowbus.cli.common import fail, run, settings_for_cli
-from flowbus.store.approvals import pending_approvals
-from flowbus.store.database import create_engine
+
+_STATUSES = ["pending", "approved", "rejected", "expired", "cancelled"]
 
 
 @click.group()
@@ -21,28 +27,38 @@ def approvals() -> None:
 @approvals.command("list")
 @click.option("--assignee", help="user:<name>, group:<name>, or a bare user name.")
 @click.option("--workflow", help="Only this workflow's approvals.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def list_approvals(assignee: str | None, workflow: str | None, as_json: bool) -> None:
-    """Pending approvals, oldest first."""
-    settings = settings_for_cli()
-
-    async def load() -> list[dict[str, Any]]:
-        engine = create_engine(settings.database_url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                return await pending_approvals(conn, assignee=assignee, workflow_id=workflow)
-        finally:
-            await engine.dispose()
-
-    for item in run(load()):
-        if as_json:
-            click.echo(orjson.dumps(item).decode())
-        else:
-            click.echo(
-                f"{item['approvalId']}  {item['workflowId']}/{item['stepId']}  "
-                f"assignees={','.join(item['assignees'])}  quorum={item['quorum']}  "
-                f"deadline={item['deadline'] or '-'}"
-            )
+@click.option("--status", type=click.Choice(_STATUSES), default="pending", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 500), default=100, show_default=True)
+@api_command
+def list_approvals(
+    api: ApiClient,
+    as_json: bool,
+    assignee: str | None,
+    workflow: str | None,
+    status: str,
+    limit: int,
+) -> None:
+    """Approvals, oldest first (--json: one JSON array)."""
+    params: dict[str, Any] = {"status": status, "limit": limit}
+    if assignee is not None:
+        params["assignee"] = assignee
+    if workflow is not None:
+        params["workflowId"] = workflow
+    items = api.json("GET", "/v1/approvals", params=params)["items"]
+    if as_json:
+        print_json(items)
+        return
+    rows = [
+        (
+            a["approvalId"],
+            f"{a['workflowId']}/{a['stepId']}",
+            ",".join(a["assignees"]),
+            a["quorum"],
+            a["deadline"],
+        )
+        for a in items
+    ]
+    table(rows, ["APPROVAL", "STEP", "ASSIGNEES", "QUORUM", "DEADLINE"])
 
 
 @approvals.command()

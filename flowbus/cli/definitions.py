@@ -1,95 +1,182 @@
-"""`flowbus definitions ...`: validate, apply, list, and print the language's schema."""
+"""`flowbus definitions ...`: workflow definitions.
+
+`validate` and `schema` run here, with no deployment: they are the definition language's
+own checks, the same code the API runs, so a file can be checked before anything is up
+(in CI, say). Everything that reads or changes stored versions goes through the API.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
+import yaml
 
-from flowbus.cli.common import fail, run, settings_for_cli
-from flowbus.definitions.errors import DefinitionConflict, DefinitionError
+from flowbus.cli.api_client import ApiClient
+from flowbus.cli.api_command import api_command, print_json, table
+from flowbus.cli.common import fail
+from flowbus.definitions.errors import DefinitionError
 from flowbus.definitions.loader import definition_files, load_file, load_path
-from flowbus.definitions.model import Trigger, WorkflowDefinition
 from flowbus.definitions.schema import definition_json_schema
-from flowbus.store.database import create_engine
-from flowbus.store.definitions import active_definitions, save_definition
 
 
 @click.group()
 def definitions() -> None:
-    """Workflow definitions: validate, apply, list, schema."""
-
-
-@definitions.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-def validate(path: Path) -> None:
-    """Check the definitions at PATH (a file or a folder); report every problem."""
-    failures = 0
-    for file in definition_files(path):
-        try:
-            definition = load_file(file)
-        except DefinitionError as exc:
-            failures += 1
-            click.echo(f"✗ {exc}", err=True)
-            continue
-        click.echo(f"✓ {file}: {definition.id} ({len(definition.steps)} steps)")
-    if failures:
-        raise SystemExit(1)
-
-
-async def apply_definitions(database_url: str, items: list[WorkflowDefinition]) -> list[str]:
-    """Store each definition (a new version only when it changed); describe what happened."""
-    engine = create_engine(database_url, pool_size=1)
-    lines = []
-    try:
-        for definition in items:
-            async with engine.begin() as conn:
-                stored, created = await save_definition(conn, definition)
-            state = "stored" if created else "unchanged"
-            lines.append(f"{stored.id} v{stored.version}: {state}")
-    finally:
-        await engine.dispose()
-    return lines
-
-
-@definitions.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-def apply(path: Path) -> None:
-    """Store the definitions at PATH; running workers pick them up at once."""
-    settings = settings_for_cli()
-    try:
-        items = load_path(path)
-        lines = run(apply_definitions(settings.database_url, items))
-    except (DefinitionError, DefinitionConflict) as exc:
-        raise fail(str(exc)) from None
-    for line in lines:
-        click.echo(line)
+    """Workflow definitions: list, show, graph, apply, deprecate, delete; validate and
+    schema run locally."""
 
 
 @definitions.command("list")
-def list_definitions() -> None:
-    """The active definitions (latest non-deprecated version of each workflow)."""
-    settings = settings_for_cli()
+@api_command
+def list_definitions(api: ApiClient, as_json: bool) -> None:
+    """Every workflow with its versions."""
+    body = api.json("GET", "/v1/definitions")
+    if as_json:
+        print_json(body["items"])
+        return
+    rows = [
+        (
+            w["id"],
+            w["latestVersion"],
+            w["activeVersion"],
+            ",".join(
+                f"v{v['version']}" + ("(deprecated)" if v["deprecated"] else "")
+                for v in w["versions"]
+            ),
+        )
+        for w in body["items"]
+    ]
+    table(rows, ["WORKFLOW", "LATEST", "ACTIVE", "VERSIONS"])
 
-    async def load() -> list[WorkflowDefinition]:
-        engine = create_engine(settings.database_url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                return await active_definitions(conn)
-        finally:
-            await engine.dispose()
 
-    for definition in run(load()):
-        triggers = ", ".join(_describe(t) for t in definition.triggers) or "-"
-        click.echo(f"{definition.id:<32} v{definition.version:<4} triggers={triggers}")
+def _version_path(workflow_id: str, version: int | None, tail: str = "") -> str:
+    base = f"/v1/definitions/{workflow_id}"
+    return (f"{base}/versions/{version}" if version else base) + tail
 
 
-def _describe(trigger: Trigger) -> str:
-    if trigger.schedule is not None:
-        return f"schedule '{trigger.schedule.cron}' {trigger.schedule.timezone}"
-    what = trigger.type or trigger.transition or ("pattern" if trigger.pattern else "*")
-    return f"{trigger.topic}:{what}"
+@definitions.command("show")
+@click.argument("workflow_id")
+@click.option("--version", type=int, help="A stored version (default: the latest).")
+@api_command
+def show_definition(api: ApiClient, as_json: bool, workflow_id: str, version: int | None) -> None:
+    """A stored version's document (YAML, or JSON with --json)."""
+    body = api.json("GET", _version_path(workflow_id, version))
+    if as_json:
+        print_json(body)
+        return
+    deprecated = " (deprecated)" if body["deprecated"] else ""
+    click.echo(f"# {body['id']} v{body['version']}{deprecated}, stored {body['createdAt']}")
+    click.echo(yaml.safe_dump(body["document"], sort_keys=False).rstrip())
+
+
+@definitions.command("graph")
+@click.argument("workflow_id")
+@click.option("--version", type=int, help="A stored version (default: the latest).")
+@api_command
+def graph(api: ApiClient, as_json: bool, workflow_id: str, version: int | None) -> None:
+    """The step graph as a Mermaid flowchart."""
+    text = api.call("GET", _version_path(workflow_id, version, "/mermaid")).text
+    if as_json:
+        print_json({"mermaid": text})
+    else:
+        click.echo(text.rstrip())
+
+
+@definitions.command("apply")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@api_command
+def apply(api: ApiClient, as_json: bool, path: Path) -> None:
+    """Store the definitions at PATH (a file or a folder); each becomes a new version when
+    its content changed, and running workers pick it up at once. Every file is validated
+    first: one invalid file stores none."""
+    try:
+        load_path(path)
+    except DefinitionError as exc:
+        raise fail(str(exc)) from None
+    results = []
+    for file in definition_files(path):
+        body = api.json(
+            "POST", "/v1/definitions", content=file.read_bytes(), content_type=_media(file)
+        )
+        results.append({"file": str(file), **body})
+        if not as_json:
+            state = "stored" if body["created"] else "unchanged"
+            click.echo(f"{file}: {body['id']} v{body['version']}: {state}")
+    if as_json:
+        print_json(results)
+
+
+def _media(file: Path) -> str:
+    return "application/json" if file.suffix == ".json" else "application/yaml"
+
+
+@definitions.command("deprecate")
+@click.argument("workflow_id")
+@click.argument("version", type=int)
+@click.option("--undo", is_flag=True, help="Make the version start instances again.")
+@api_command
+def deprecate(api: ApiClient, as_json: bool, workflow_id: str, version: int, undo: bool) -> None:
+    """Stop (or, with --undo, resume) new instances on VERSION."""
+    body = api.json("PATCH", _version_path(workflow_id, version), json={"deprecated": not undo})
+    if as_json:
+        print_json(body)
+    else:
+        state = "deprecated" if body["deprecated"] else "active"
+        click.echo(f"{body['id']} v{body['version']}: {state}")
+
+
+@definitions.command("delete")
+@click.argument("workflow_id")
+@click.option("--version", type=int, help="Only this version (default: every version).")
+@api_command
+def delete(api: ApiClient, as_json: bool, workflow_id: str, version: int | None) -> None:
+    """Delete a workflow's versions (refused while instances of them run)."""
+    body = api.json("DELETE", _version_path(workflow_id, version))
+    if as_json:
+        print_json(body)
+    else:
+        click.echo(f"{body['id']}: deleted " + ", ".join(f"v{v}" for v in body["versions"]))
+
+
+@definitions.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One report per file, as JSON.")
+def validate(path: Path, as_json: bool) -> None:
+    """Check the definitions at PATH (a file or a folder); report every problem. Runs here:
+    no deployment needed."""
+    reports = [_report(file) for file in definition_files(path)]
+    if as_json:
+        print_json(reports)
+    else:
+        for report in reports:
+            if report["valid"]:
+                click.echo(f"✓ {report['file']}: {report['id']} ({report['steps']} steps)")
+            else:
+                click.echo(f"✗ {report['message']}", err=True)
+    if not all(report["valid"] for report in reports):
+        raise SystemExit(1)
+
+
+def _report(file: Path) -> dict[str, Any]:
+    """The API's validation report for one file, with the file and the full message."""
+    try:
+        definition = load_file(file)
+    except DefinitionError as exc:
+        problems = [
+            {"detail": p.message, "stepId": p.step_id, "field": p.field} for p in exc.problems
+        ]
+        return {
+            "file": str(file),
+            "valid": False,
+            "id": exc.definition_id,
+            "steps": None,
+            "problems": problems,
+            "message": str(exc),
+        }
+    steps = len(definition.steps)
+    return {"file": str(file), "valid": True, "id": definition.id, "steps": steps, "problems": []}
 
 
 @definitions.command()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
@@ -14,13 +17,16 @@ import structlog
 from sqlalchemy.engine import URL, make_url
 
 from flowbus.cli.common import fail, run, settings_for_cli
-from flowbus.devstack.kafka import BrokerError, BrokerPortInUseError, KafkaBroker
-from flowbus.devstack.ports import free_port
-from flowbus.devstack.postgres import DatabasePortInUseError, DatabaseServerError, PostgresServer
-from flowbus.devstack.stack import prepare
+
+if TYPE_CHECKING:
+    from flowbus.devstack.ports import PortInUseError
 
 log = structlog.get_logger(__name__)
 _LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+MISSING_LOCAL_EXTRA = (
+    "flowbus dev needs the local extra (its embedded PostgreSQL): "
+    "pip install 'flowbus[local]', or `make dev` in a checkout"
+)
 
 
 def _ensure_dev_secret(path: Path | None) -> None:
@@ -32,20 +38,24 @@ def _ensure_dev_secret(path: Path | None) -> None:
     path.chmod(0o600)
 
 
-def _start_failure(exc: Exception, broker_port: int, database_port: int, database_url: URL) -> str:
-    """One line naming the setting to change when a port is taken, else the error."""
-    if isinstance(exc, BrokerPortInUseError) and exc.port == broker_port:
-        return (
-            f"{exc}: flowbus dev cannot start its Kafka broker there; set broker_url to a "
-            f"free port, e.g. FLOWBUS_BROKER_URL=127.0.0.1:{free_port()}"
-        )
-    if isinstance(exc, DatabasePortInUseError) and exc.port == database_port:
-        suggestion = database_url.set(port=free_port()).render_as_string(hide_password=True)
-        return (
-            f"{exc}: flowbus dev cannot start its PostgreSQL there; set database_url to a "
-            f"free port, e.g. FLOWBUS_DATABASE_URL={suggestion}"
-        )
-    return f"flowbus dev could not start: {exc}"
+def _local_extra_installed() -> bool:
+    """The `local` extra brings pgserver; FLOWBUS_PG_BIN names PostgreSQL binaries instead."""
+    return importlib.util.find_spec("pgserver") is not None or "FLOWBUS_PG_BIN" in os.environ
+
+
+def _broker_port_taken(exc: PortInUseError, free: int) -> str:
+    return (
+        f"{exc}: flowbus dev cannot start its Kafka broker there; set broker_url to a "
+        f"free port, e.g. FLOWBUS_BROKER_URL=127.0.0.1:{free}"
+    )
+
+
+def _database_port_taken(exc: PortInUseError, free: int, database_url: URL) -> str:
+    suggestion = database_url.set(port=free).render_as_string(hide_password=True)
+    return (
+        f"{exc}: flowbus dev cannot start its PostgreSQL there; set database_url to a "
+        f"free port, e.g. FLOWBUS_DATABASE_URL={suggestion}"
+    )
 
 
 @click.command()
@@ -60,6 +70,18 @@ def dev() -> None:
             "flowbus dev runs a local broker and database: broker_url and "
             "database_url must point at 127.0.0.1"
         )
+    if not _local_extra_installed():
+        raise fail(MISSING_LOCAL_EXTRA)
+    # Dev tooling, imported only here so that a deployment never loads it.
+    from flowbus.devstack.kafka import BrokerError, BrokerPortInUseError, KafkaBroker
+    from flowbus.devstack.ports import free_port
+    from flowbus.devstack.postgres import (
+        DatabasePortInUseError,
+        DatabaseServerError,
+        PostgresServer,
+    )
+    from flowbus.devstack.stack import prepare
+
     began = time.monotonic()
     _ensure_dev_secret(settings.approvals.hs256_secret_file)
     broker = KafkaBroker(settings.state_dir / "kafka", port=broker_address.port or 9092)
@@ -70,7 +92,12 @@ def dev() -> None:
                 for future in [pool.submit(broker.start), pool.submit(database.start)]:
                     future.result()
         except (BrokerError, DatabaseServerError) as exc:
-            raise fail(_start_failure(exc, broker.port, database.port, db_url)) from None
+            # A taken port is one line naming the setting to change.
+            if isinstance(exc, BrokerPortInUseError) and exc.port == broker.port:
+                raise fail(_broker_port_taken(exc, free_port())) from None
+            if isinstance(exc, DatabasePortInUseError) and exc.port == database.port:
+                raise fail(_database_port_taken(exc, free_port(), db_url)) from None
+            raise fail(f"flowbus dev could not start: {exc}") from None
         database.ensure_database(db_url.database or "flowbus")
         definitions = run(prepare(settings))
         names = ", ".join(f"{d.id} v{d.version}" for d in definitions) or "none"

@@ -1,4 +1,10 @@
-"""The `flowbus` command."""
+"""The `flowbus` command.
+
+Local commands run the parts of a deployment or talk to the broker and the database
+directly: `dev`, `worker`, `api`, `migrate`, `topics`, `publish`, `tail`, `bench`, plus
+`definitions validate|schema` and `approvals decide`. The operations (`definitions`,
+`instances`, `approvals list`, `events`) go through a running deployment's HTTP API.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ from flowbus.cli.api import api
 from flowbus.cli.approvals import approvals
 from flowbus.cli.definitions import definitions
 from flowbus.cli.dev import dev
+from flowbus.cli.events import events
 from flowbus.cli.instances import instances
 from flowbus.cli.kafka import publish, tail, topics
-from flowbus.cli.remote import remote
 from flowbus.cli.worker import migrate, worker
 
 
@@ -19,27 +25,40 @@ from flowbus.cli.worker import migrate, worker
 def cli() -> None:
     """flowbus: a Kafka-native workflow engine.
 
-    Settings come from FLOWBUS_* environment variables over config/flowbus.toml.
+    Settings come from FLOWBUS_* environment variables over config/flowbus.toml. The
+    operations (definitions, instances, approvals, events) call the HTTP API at
+    FLOWBUS_API_URL with the token in FLOWBUS_API_TOKEN.
     """
 
 
-@click.group()
+class _Benchmarks(click.Group):
+    """Loads a benchmark only when it is run: they are dev tooling, not the runtime."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["e2e", "match"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "match":
+            from flowbus.bench.match import match_command
+
+            return match_command
+        if cmd_name == "e2e":
+            from flowbus.bench.e2e import e2e_command
+
+            return e2e_command
+        return None
+
+
+@click.group(cls=_Benchmarks)
 def bench() -> None:
     """Benchmarks that print figures."""
 
 
 def _register() -> None:
-    for command in (dev, worker, migrate, publish, tail, topics, definitions, approvals, bench):
+    for command in (dev, worker, api, migrate, topics, publish, tail, bench):
         cli.add_command(command)
-    cli.add_command(api)
-    cli.add_command(remote)
-    cli.add_command(instances)
-    from flowbus.bench.match import match_command
-
-    bench.add_command(match_command, name="match")
-    from flowbus.bench.e2e import e2e_command
-
-    bench.add_command(e2e_command, name="e2e")
+    for operations in (definitions, instances, approvals, events):
+        cli.add_command(operations)
 
 
 _register()

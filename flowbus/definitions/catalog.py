@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowbus.definitions.inputs import InputValidators
-from flowbus.definitions.model import Trigger, WorkflowDefinition
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.triggers import Trigger
 from flowbus.expressions import Path, PathError
 from flowbus.matching.index import TriggerIndex
 

@@ -14,7 +14,9 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from flowbus.definitions.errors import DefinitionError, Problem
-from flowbus.definitions.model import StepModel, WorkflowDefinition
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.step import StepModel
+from flowbus.steps.parsing import StepDefinitionError
 from flowbus.storable import nul_path
 
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
@@ -52,8 +54,6 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
 
 
 def _problems(err: Any) -> list[Problem]:
-    from flowbus.steps.registry import StepDefinitionError
-
     nested = err.get("ctx", {}).get("error")
     if isinstance(nested, StepDefinitionError):
         return nested.problems

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from flowbus.definitions.model import StepModel, WorkflowDefinition
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.step import StepModel
 from flowbus.steps.action import ActionStepModel
 from flowbus.steps.approval import ApprovalStepModel
 from flowbus.steps.condition import ConditionStepModel

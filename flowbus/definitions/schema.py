@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.steps.registry import STEP_TYPES
 
 
 def definition_json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of a workflow definition document, steps typed by `type`."""
-    from flowbus.steps.registry import STEP_TYPES
-
     schema = WorkflowDefinition.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     defs: dict[str, Any] = schema.setdefault("$defs", {})
     refs = []

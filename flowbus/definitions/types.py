@@ -1,10 +1,20 @@
-"""Pydantic field types that compile at load: CEL conditions, templates, JMESPath paths."""
+"""The building blocks of definition models: their base, and field types that compile at
+load (CEL conditions, templates, JMESPath paths) or check themselves (durations, ids)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
 
 from flowbus.expressions import (
     Expression,
@@ -14,6 +24,31 @@ from flowbus.expressions import (
     Template,
     TemplateError,
 )
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+"""What workflow and step ids may look like."""
+
+
+class DefinitionModel(BaseModel):
+    """Base of every definition model: camelCase keys, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        arbitrary_types_allowed=True,
+    )
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("duration must be positive")
+    return value
+
+
+Duration = Annotated[timedelta, AfterValidator(_positive)]
+"""An ISO 8601 duration such as PT30S, PT5M, P1DT2H (or a number of seconds)."""
 
 
 def _expression(value: Any) -> Expression:

@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft) for development and tests.
 
 The broker's jars are resolved from Maven Central with Maven into a cache outside the
-repository and run on the installed JDK; no Docker, no Kafka distribution tarball.
+repository (:mod:`flowbus.devstack.maven`) and run on the installed JDK; no Docker, no
+Kafka distribution tarball.
 
 Data dir layout (reused between runs, so topics and offsets survive restarts)::
 
@@ -16,34 +17,23 @@ Data dir layout (reused between runs, so topics and offsets survive restarts)::
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
-import fcntl
-import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import structlog
 
-from flowbus.devstack.ports import (
-    PortInUseError,
-    free_port,
-    port_accepts,
-    process_cmdline,
-    read_pid,
+from flowbus.devstack.maven import fetch_jars
+from flowbus.devstack.ports import PortInUseError, free_port, port_accepts
+from flowbus.devstack.server import (
+    Launch,
+    LocalServer,
     run_sync,
+    run_tool,
+    serve_until_signal,
     tail_text,
-    wait_for_signal,
-    wait_until,
 )
 
 __all__ = [
@@ -56,16 +46,10 @@ __all__ = [
     "kafka_cache_root",
 ]
 
-log = structlog.get_logger(__name__)
-
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
 SLF4J_VERSION = "1.7.36"
 RELOAD4J_VERSION = "1.2.25"
-
-_MARKER = "complete.json"
-_MAVEN_TIMEOUT_S = 900
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class BrokerError(RuntimeError):
@@ -93,107 +77,19 @@ def fetch_kafka(version: str = KAFKA_VERSION, cache_dir: Path | None = None) -> 
     :func:`kafka_cache_root`). A completed fetch is a no-op; an interrupted one is redone.
     Concurrent callers (other processes too) serialise on a file lock.
     """
-    version_dir = (cache_dir or kafka_cache_root()) / version
-    libs = version_dir / "libs"
-    if _cache_complete(version_dir):
-        return libs
-    version_dir.mkdir(parents=True, exist_ok=True)
-    with (version_dir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _cache_complete(version_dir):
-            return libs
-        started = time.monotonic()
-        _maven_copy_dependencies(version, version_dir, libs)
-        log.info("kafka.fetched", version=version, path=str(libs), seconds=_since(started))
-    return libs
-
-
-def _cache_complete(version_dir: Path) -> bool:
-    try:
-        jars = json.loads((version_dir / _MARKER).read_text())["jars"]
-    except (OSError, ValueError, KeyError):
-        return False
-    libs = version_dir / "libs"
-    return bool(jars) and all((libs / name).is_file() for name in jars)
-
-
-def _maven_copy_dependencies(version: str, version_dir: Path, libs: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError("Maven (`mvn`) is not on PATH; it is needed to fetch the Kafka jars")
-    (version_dir / _MARKER).unlink(missing_ok=True)
-    partial = version_dir / "libs.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    pom = version_dir / "pom.xml"
-    pom.write_text(_pom(version))
-    cmd = [
-        mvn,
-        "-q",
-        "-B",
-        "-Dstyle.color=never",
-        "-f",
-        str(pom),
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={partial}",
-        "-DincludeScope=runtime",
-    ]
-    try:
-        result = subprocess.run(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=_MAVEN_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerError(
-            f"Maven did not finish fetching Kafka {version} in {exc.timeout} s"
-        ) from exc
-    jars = sorted(p.name for p in partial.glob("*.jar")) if partial.is_dir() else []
-    if result.returncode != 0 or not any(j.startswith(f"kafka_{SCALA_VERSION}-") for j in jars):
-        raise BrokerError(
-            f"Maven failed to fetch Kafka {version} (exit {result.returncode}):\n"
-            f"{_maven_tail(result.stdout)}"
-        )
-    shutil.rmtree(libs, ignore_errors=True)
-    partial.rename(libs)
-    # The marker is written last so an interrupted fetch is never mistaken for a complete one.
-    tmp = version_dir / f"{_MARKER}.tmp"
-    tmp.write_text(json.dumps({"version": version, "jars": jars}, indent=1))
-    tmp.replace(version_dir / _MARKER)
-
-
-def _maven_tail(output: str, lines: int = 30) -> str:
-    """The last lines of Maven's output, minus colour codes and its generic help footer."""
-    text = _ANSI.sub("", output)
-    text = text.split("[ERROR] To see the full stack trace", 1)[0]
-    kept = [line for line in text.splitlines() if line.strip() not in ("", "[ERROR]")]
-    return "\n".join(kept[-lines:])
-
-
-def _pom(version: str) -> str:
-    deps = [
+    artifacts = [
         ("org.apache.kafka", f"kafka_{SCALA_VERSION}", version),
         # Kafka ships no slf4j binding in its Maven dependencies; without one the broker
         # cannot log at all. reload4j is what the Kafka 3.x distribution itself uses.
         ("org.slf4j", "slf4j-reload4j", SLF4J_VERSION),
         ("ch.qos.reload4j", "reload4j", RELOAD4J_VERSION),
     ]
-    dep_xml = "".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>\n"
-        for g, a, v in deps
-    )
-    return (
-        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
-        "  <modelVersion>4.0.0</modelVersion>\n"
-        "  <groupId>dev.flowbus.devstack</groupId>\n"
-        "  <artifactId>kafka-runtime</artifactId>\n"
-        f"  <version>{version}</version>\n"
-        "  <packaging>pom</packaging>\n"
-        f"  <dependencies>\n{dep_xml}  </dependencies>\n"
-        "</project>\n"
+    return fetch_jars(
+        artifacts,
+        (cache_dir or kafka_cache_root()) / version,
+        what=f"Kafka {version}",
+        expect=f"kafka_{SCALA_VERSION}-",
+        error=BrokerError,
     )
 
 
@@ -209,10 +105,6 @@ def _java() -> str:
     return java
 
 
-def _since(started: float) -> float:
-    return round(time.monotonic() - started, 2)
-
-
 def _new_cluster_id() -> str:
     # Same format as Kafka's Uuid.randomUuid().toString(); generated here to save a JVM start.
     while True:
@@ -221,12 +113,20 @@ def _new_cluster_id() -> str:
             return cid
 
 
-class KafkaBroker:
+class KafkaBroker(LocalServer):
     """A single-node KRaft Kafka broker (broker and controller in one JVM) on 127.0.0.1.
 
     ``port``/``controller_port`` of ``None`` pick free ports. The data dir is reused
-    between runs. Use as a context manager or call :meth:`start` and :meth:`stop`.
+    between runs. Use as a context manager or call :meth:`start` and :meth:`stop`;
+    starting fetches the jars first if needed.
     """
+
+    name = "Kafka broker"
+    event = "kafka"
+    error = BrokerError
+    port_error = BrokerPortInUseError
+    start_timeout = 90
+    ready_interval = 0.2
 
     def __init__(
         self,
@@ -236,18 +136,14 @@ class KafkaBroker:
         version: str = KAFKA_VERSION,
         heap: str = "512m",
     ) -> None:
-        self.data_dir = Path(data_dir).absolute()
-        self._port = port or free_port()
+        super().__init__(data_dir, port)
         self.controller_port = controller_port or free_port()
         self.version = version
         self.heap = heap
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._java = ""
+        self._libs = Path()
+        self._cluster_id = ""
         self._log_offset = 0
-
-    @property
-    def port(self) -> int:
-        """The client (PLAINTEXT) port."""
-        return self._port
 
     @property
     def bootstrap_servers(self) -> str:
@@ -267,111 +163,33 @@ class KafkaBroker:
     def _properties_file(self) -> Path:
         return self.data_dir / "server.properties"
 
-    @property
-    def pid(self) -> int | None:
-        """Process id of the JVM this object started, while it runs."""
-        return self._proc.pid if self.is_running() and self._proc is not None else None
+    def _ports(self) -> tuple[int, ...]:
+        return (self._port, self.controller_port)
 
-    def is_running(self) -> bool:
-        """Whether the JVM this object started is still alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def _is_own_server(self, cmdline: list[str]) -> bool:
+        return "kafka.Kafka" in cmdline and str(self._properties_file) in cmdline
 
-    def start(self, timeout: float = 90) -> None:
-        """Fetch the jars if needed, start the broker and wait until it serves requests.
+    def _prepare(self) -> None:
+        self._libs = fetch_kafka(self.version)
+        self._java = _java()
 
-        Raises :class:`BrokerError` (with the tail of the broker log) when the JVM exits
-        early or the broker is not ready within ``timeout`` seconds.
-        """
-        if self.is_running():
-            return
-        started = time.monotonic()
-        libs = fetch_kafka(self.version)
-        java = _java()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._stop_stale_broker()
-        for port in (self._port, self.controller_port):
-            if port_accepts(port):
-                raise BrokerPortInUseError(port)
+    def _set_up(self) -> Launch:
         self._write_config()
-        cluster_id = self._format_storage(java, libs)
-
+        self._cluster_id = self._format_storage()
         self._log_offset = self.log_path.stat().st_size if self.log_path.is_file() else 0
-        out = (self.data_dir / "kafka.out").open("ab")
-        try:
-            self._proc = subprocess.Popen(
-                [*self._jvm_command(java, libs), "kafka.Kafka", str(self._properties_file)],
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Own session: a terminal Ctrl-C reaches only us, and we stop the broker in order.
-                start_new_session=True,
-            )
-        finally:
-            out.close()
-        self._pid_file.write_text(f"{self._proc.pid}\n")
-        atexit.register(self.stop)
-        try:
-            self._wait_ready(cluster_id, started + timeout)
-        except BaseException:
-            self.stop(timeout=5)
-            raise
-        log.info(
-            "kafka.ready",
-            bootstrap_servers=self.bootstrap_servers,
-            data_dir=str(self.data_dir),
-            seconds=_since(started),
+        return Launch(
+            command=[*self._jvm_command(), "kafka.Kafka", str(self._properties_file)],
+            output=self.data_dir / "kafka.out",
+            cwd=self.data_dir,
         )
 
-    def stop(self, timeout: float = 30) -> None:
-        """Stop the broker: SIGTERM, then SIGKILL after ``timeout`` s. Idempotent."""
-        proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("kafka.kill", pid=proc.pid, after_seconds=timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if read_pid(self._pid_file) == proc.pid:
-            self._pid_file.unlink(missing_ok=True)
-        log.info("kafka.stopped", data_dir=str(self.data_dir))
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _stop_stale_broker(self) -> None:
-        """Stop a broker that a killed earlier run left running on this data dir."""
-        pid = read_pid(self._pid_file)
-        if pid is None:
-            return
-        cmdline = process_cmdline(pid)
-        if cmdline and "kafka.Kafka" in cmdline and str(self._properties_file) in cmdline:
-            log.warning("kafka.stale_broker", pid=pid, data_dir=str(self.data_dir))
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            try:
-                wait_until(lambda: process_cmdline(pid) is None, timeout=30, what="stale broker")
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                wait_until(lambda: process_cmdline(pid) is None, timeout=10, what="stale broker")
-        self._pid_file.unlink(missing_ok=True)
+    def _probe(self) -> str | None:
+        if not port_accepts(self._port):
+            return f"nothing accepts connections on port {self._port} yet"
+        seen = run_sync(_cluster_id(self.bootstrap_servers))
+        if seen != self._cluster_id:
+            return f"port {self._port} is served by another cluster ({seen})"
+        return None
 
     def _write_config(self) -> None:
         kraft = self.data_dir / "kraft"
@@ -420,7 +238,7 @@ class KafkaBroker:
             "log4j.logger.state.change.logger=WARN\n"
         )
 
-    def _format_storage(self, java: str, libs: Path) -> str:
+    def _format_storage(self) -> str:
         """Format the KRaft log dir unless already formatted; return the cluster id."""
         meta = self.data_dir / "kraft" / "meta.properties"
         id_file = self.data_dir / "cluster.id"
@@ -432,34 +250,26 @@ class KafkaBroker:
                     return cluster_id
         cluster_id = id_file.read_text().strip() if id_file.is_file() else _new_cluster_id()
         id_file.write_text(f"{cluster_id}\n")
-        cmd = [
-            *self._jvm_command(java, libs),
-            "kafka.tools.StorageTool",
-            "format",
-            "--ignore-formatted",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self._properties_file),
-        ]
-        result = subprocess.run(
-            cmd,
+        run_tool(
+            [
+                *self._jvm_command(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self._properties_file),
+            ],
+            what=f"formatting Kafka storage in {self.data_dir}",
+            error=BrokerError,
             cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=120,
-            check=False,
         )
-        if result.returncode != 0:
-            tail = "\n".join(result.stdout.splitlines()[-30:])
-            raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed:\n{tail}")
         return cluster_id
 
-    def _jvm_command(self, java: str, libs: Path) -> list[str]:
+    def _jvm_command(self) -> list[str]:
         return [
-            java,
+            self._java,
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
             "-XX:+UseG1GC",
@@ -468,43 +278,8 @@ class KafkaBroker:
             f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
             f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
             "-cp",
-            f"{libs}/*",
+            f"{self._libs}/*",
         ]
-
-    def _wait_ready(self, cluster_id: str, deadline: float) -> None:
-        last_problem = ""
-
-        def serving() -> bool:
-            nonlocal last_problem
-            self._check_alive()
-            if not port_accepts(self._port):
-                return False
-            try:
-                seen = run_sync(_cluster_id(self.bootstrap_servers))
-            except Exception as exc:  # any client error just means "not ready yet"
-                last_problem = f"{type(exc).__name__}: {exc}"
-                return False
-            if seen != cluster_id:
-                last_problem = f"port {self._port} is served by another cluster ({seen})"
-                return False
-            return True
-
-        try:
-            wait_until(
-                serving,
-                timeout=max(0.0, deadline - time.monotonic()),
-                interval=0.2,
-                what=f"Kafka broker on {self.bootstrap_servers}",
-            )
-        except TimeoutError as exc:
-            raise BrokerError(f"{exc}; {last_problem}\n{self._log_tail()}") from None
-
-    def _check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise BrokerError(
-                f"Kafka broker exited with code {self._proc.returncode} "
-                f"during startup\n{self._log_tail()}"
-            )
 
     def _log_tail(self) -> str:
         parts = []
@@ -566,16 +341,15 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Logs go to stderr so `fetch` prints nothing but the path on stdout.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    if args.command == "run":
+        broker = KafkaBroker(args.data_dir, args.port, args.controller_port)
+        return serve_until_signal(broker, lambda: f"Kafka ready on {broker.bootstrap_servers}")
     try:
-        if args.command == "fetch":
-            print(fetch_kafka())
-            return 0
-        with KafkaBroker(args.data_dir, args.port, args.controller_port) as broker:
-            print(f"Kafka ready on {broker.bootstrap_servers}", flush=True)
-            return 0 if wait_for_signal(broker.is_running) else 1
+        print(fetch_kafka())
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
 
 
 if __name__ == "__main__":

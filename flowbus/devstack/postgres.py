@@ -1,7 +1,7 @@
 """A real local PostgreSQL server for development and tests.
 
-Runs the PostgreSQL binaries shipped by the ``pgserver`` wheel (or Debian's
-``/usr/lib/postgresql/*/bin``, or ``$FLOWBUS_PG_BIN``) on 127.0.0.1 with our own
+Runs the PostgreSQL binaries shipped by the ``pgserver`` wheel (the ``local`` extra), or
+Debian's ``/usr/lib/postgresql/*/bin``, or ``$FLOWBUS_PG_BIN``, on 127.0.0.1 with our own
 settings. PostgreSQL refuses to run as root, so as root the binaries run as the
 ``pgserver`` system user (created like pgserver does) and the data dir is owned by it.
 
@@ -13,7 +13,7 @@ stopped and started afresh, so port and settings are always the ones asked for.
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -27,22 +27,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import structlog
 
-from flowbus.devstack.ports import (
-    PortInUseError,
-    free_port,
-    port_accepts,
-    process_cmdline,
-    read_pid,
-    run_sync,
-    tail_text,
-    wait_for_signal,
-    wait_until,
-)
+from flowbus.devstack.ports import PortInUseError
+from flowbus.devstack.server import Launch, LocalServer, run_sync, run_tool, serve_until_signal
 
 __all__ = [
     "DatabasePortInUseError",
@@ -54,6 +44,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 SYSTEM_USER = "pgserver"
+LOCAL_EXTRA_HINT = "install the local extra: pip install 'flowbus[local]'"
 SUPERUSER = "postgres"
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
@@ -92,7 +83,9 @@ def find_postgres_bin() -> Path:
         if _server_major(bin_dir) is not None:
             return bin_dir
     tried = ", ".join(str(c) for c in candidates) or "none found"
-    raise DatabaseServerError(f"no usable PostgreSQL binaries (tried: {tried})")
+    raise DatabaseServerError(
+        f"no usable PostgreSQL binaries (tried: {tried}); {LOCAL_EXTRA_HINT} or set FLOWBUS_PG_BIN"
+    )
 
 
 def _server_major(bin_dir: Path) -> int | None:
@@ -133,10 +126,16 @@ class _RunAs:
 def _run_as_for_current_user(bin_dir: Path) -> _RunAs:
     if os.geteuid() != 0:
         return _RunAs()
-    with warnings.catch_warnings():
-        # Importing pgserver warns about XDG_RUNTIME_DIR on machines without one.
-        warnings.simplefilter("ignore")
-        from pgserver.utils import ensure_folder_permissions, ensure_user_exists
+    try:
+        with warnings.catch_warnings():
+            # Importing pgserver warns about XDG_RUNTIME_DIR on machines without one.
+            warnings.simplefilter("ignore")
+            from pgserver.utils import ensure_folder_permissions, ensure_user_exists
+    except ImportError:
+        raise DatabaseServerError(
+            f"as root, PostgreSQL runs as the {SYSTEM_USER} user that pgserver sets up; "
+            f"{LOCAL_EXTRA_HINT}"
+        ) from None
 
     entry = ensure_user_exists(SYSTEM_USER)
     assert entry is not None
@@ -161,27 +160,27 @@ def _ensure_traversable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """A PostgreSQL server on 127.0.0.1 with trust auth for the ``postgres`` superuser.
 
     ``port`` of ``None`` picks a free port. ``fast_unsafe=True`` turns off fsync,
     synchronous commit and full page writes: for tests, where a crash may lose data.
     The data dir is reused between runs. Use as a context manager or call :meth:`start`
-    and :meth:`stop`.
+    and :meth:`stop`; starting creates the cluster first if needed.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, fast_unsafe: bool = False):
-        self.data_dir = Path(data_dir).absolute()
-        self._port = port or free_port()
-        self.fast_unsafe = fast_unsafe
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._bin: Path | None = None
-        self._run_as = _RunAs()
+    name = "PostgreSQL"
+    event = "postgres"
+    error = DatabaseServerError
+    port_error = DatabasePortInUseError
+    start_timeout = 60
+    writes_pid_file = False
 
-    @property
-    def port(self) -> int:
-        """The TCP port on 127.0.0.1."""
-        return self._port
+    def __init__(self, data_dir: Path, port: int | None = None, *, fast_unsafe: bool = False):
+        super().__init__(data_dir, port)
+        self.fast_unsafe = fast_unsafe
+        self._bin = Path()
+        self._run_as = _RunAs()
 
     @property
     def log_path(self) -> Path:
@@ -196,95 +195,55 @@ class PostgresServer:
         """libpq/asyncpg DSN: ``postgresql://postgres@127.0.0.1:PORT/<database>``."""
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self._port}/{database}"
 
-    @property
-    def pid(self) -> int | None:
-        """Process id of the server (postmaster) this object started, while it runs."""
-        return self._proc.pid if self.is_running() and self._proc is not None else None
-
-    def is_running(self) -> bool:
-        """Whether the server this object started is still alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self, timeout: float = 60) -> None:
-        """Create the cluster if needed, start the server and wait until it takes queries.
-
-        Raises :class:`DatabaseServerError` (with the tail of the server log) when the
-        server exits early or does not answer within ``timeout`` seconds.
-        """
-        if self.is_running():
-            return
-        started = time.monotonic()
-        self._bin = bin_dir = find_postgres_bin()
-        self._run_as = _run_as_for_current_user(bin_dir)
-        self._prepare_data_dir()
-        self._stop_stale_server()
-        if port_accepts(self._port):
-            raise DatabasePortInUseError(self._port)
-        self._initdb_if_needed(bin_dir)
-
-        if not self.log_path.exists():
-            self.log_path.touch(mode=0o600)
-            self._run_as.own(self.log_path)
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(self.data_dir), *self._server_args()],
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Own session: a terminal Ctrl-C reaches only us, and we stop the server in order.
-                start_new_session=True,
-                **self._run_as.popen_kwargs(),
-            )
-        atexit.register(self.stop)
-        try:
-            self._wait_ready(started + timeout)
-        except BaseException:
-            self.stop(timeout=5)
-            raise
-        log.info(
-            "postgres.ready",
-            url=self.url("postgres"),
-            data_dir=str(self.data_dir),
-            seconds=round(time.monotonic() - started, 2),
-        )
-
-    def stop(self, timeout: float = 30) -> None:
-        """Stop the server with ``pg_ctl stop -m fast``. Idempotent."""
-        proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                self._pg_ctl_stop(timeout)
-            except DatabaseServerError as exc:
-                # SIGINT is what pg_ctl's fast mode sends; try it directly before killing.
-                log.warning("postgres.pg_ctl_stop_failed", error=str(exc))
-                proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("postgres.kill", pid=proc.pid, after_seconds=timeout)
-                proc.kill()
-                proc.wait()
-        log.info("postgres.stopped", data_dir=str(self.data_dir))
-
     def ensure_database(self, name: str) -> bool:
         """Create database ``name`` unless it exists; return whether it was created."""
         return run_sync(_ensure_database(self.dsn("postgres"), name))
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
+    @property
+    def _pid_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _is_own_server(self, cmdline: list[str]) -> bool:
+        # Anything else holding the pid of a dead server's leftover pid file is not ours;
+        # postgres itself cleans such a file up.
+        return Path(cmdline[0]).name in ("postgres", "postmaster")
+
+    def _prepare(self) -> None:
+        self._bin = find_postgres_bin()
+        self._run_as = _run_as_for_current_user(self._bin)
+        if self._run_as.uid is not None:
+            _ensure_traversable(self.data_dir)
+            self._run_as.own(self.data_dir)
+        # PostgreSQL refuses a data dir that others can read.
+        self.data_dir.chmod(0o700)
+
+    def _set_up(self) -> Launch:
+        self._initdb_if_needed()
+        if not self.log_path.exists():
+            self.log_path.touch(mode=0o600)
+            self._run_as.own(self.log_path)
+        return Launch(
+            command=[str(self._bin / "postgres"), "-D", str(self.data_dir), *self._server_args()],
+            output=self.log_path,
+            cwd=Path("/"),
+            options=self._run_as.popen_kwargs(),
+        )
+
+    def _probe(self) -> str | None:
+        run_sync(_select_one(self.dsn("postgres")))
+        return None
+
+    def _request_stop(self, pid: int, timeout: float) -> None:
+        try:
+            self._pg_ctl_stop(timeout)
+        except DatabaseServerError as exc:
+            # SIGINT is what pg_ctl's fast mode sends; try it directly before killing.
+            log.warning("postgres.pg_ctl_stop_failed", error=str(exc))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+
+    def _stop_stale(self, pid: int) -> None:
+        self._pg_ctl_stop(30)
 
     def _server_args(self) -> list[str]:
         settings = {"max_connections": "200", "shared_buffers": "256MB"}
@@ -304,29 +263,21 @@ class PostgresServer:
         self._run_as.own(short)
         return short
 
-    def _prepare_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self._run_as.uid is not None:
-            _ensure_traversable(self.data_dir)
-            self._run_as.own(self.data_dir)
-        # PostgreSQL refuses a data dir that others can read.
-        self.data_dir.chmod(0o700)
-
-    def _initdb_if_needed(self, bin_dir: Path) -> None:
+    def _initdb_if_needed(self) -> None:
         version_file = self.data_dir / "PG_VERSION"
-        major = _server_major(bin_dir)
+        major = _server_major(self._bin)
         if version_file.is_file():
             existing = version_file.read_text().strip()
             if existing != str(major):
                 raise DatabaseServerError(
                     f"{self.data_dir} holds a PostgreSQL {existing} cluster but the binaries "
-                    f"in {bin_dir} are PostgreSQL {major}; set FLOWBUS_PG_BIN or use a new "
+                    f"in {self._bin} are PostgreSQL {major}; set FLOWBUS_PG_BIN or use a new "
                     "data dir"
                 )
             return
         started = time.monotonic()
         self._run_tool(
-            bin_dir / "initdb",
+            "initdb",
             "-D",
             str(self.data_dir),
             "--auth=trust",
@@ -344,22 +295,9 @@ class PostgresServer:
             seconds=round(time.monotonic() - started, 2),
         )
 
-    def _stop_stale_server(self) -> None:
-        """Stop a server still running on this data dir, e.g. left by a killed run."""
-        pid = read_pid(self.data_dir / "postmaster.pid")
-        if pid is None:
-            return
-        cmdline = process_cmdline(pid)
-        if not cmdline or Path(cmdline[0]).name not in ("postgres", "postmaster"):
-            return  # a dead server's leftover pid file; postgres itself cleans it up
-        log.warning("postgres.stale_server", pid=pid, data_dir=str(self.data_dir))
-        self._pg_ctl_stop(30)
-        wait_until(lambda: process_cmdline(pid) is None, timeout=10, what="stale postgres exit")
-
     def _pg_ctl_stop(self, timeout: float) -> None:
-        assert self._bin is not None
         self._run_tool(
-            self._bin / "pg_ctl",
+            "pg_ctl",
             "stop",
             "-D",
             str(self.data_dir),
@@ -372,55 +310,15 @@ class PostgresServer:
             timeout=timeout + 10,
         )
 
-    def _run_tool(self, exe: Path, *args: str, what: str, timeout: float = 120) -> None:
-        try:
-            result = subprocess.run(
-                [str(exe), *args],
-                cwd="/",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=timeout,
-                check=False,
-                **self._run_as.popen_kwargs(),
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DatabaseServerError(f"{what} did not finish in {timeout:.0f} s") from exc
-        if result.returncode != 0:
-            output = "\n".join(result.stdout.splitlines()[-30:])
-            raise DatabaseServerError(f"{what} failed (exit {result.returncode}):\n{output}")
-
-    def _wait_ready(self, deadline: float) -> None:
-        last_problem = ""
-
-        def answering() -> bool:
-            nonlocal last_problem
-            if self._proc is not None and self._proc.poll() is not None:
-                raise DatabaseServerError(
-                    f"PostgreSQL exited with code {self._proc.returncode} during startup\n"
-                    f"{self._log_tail()}"
-                )
-            try:
-                run_sync(_select_one(self.dsn("postgres")))
-            except Exception as exc:  # any connection error just means "not ready yet"
-                last_problem = f"{type(exc).__name__}: {exc}"
-                return False
-            return True
-
-        try:
-            wait_until(
-                answering,
-                timeout=max(0.0, deadline - time.monotonic()),
-                interval=0.1,
-                what=f"PostgreSQL on 127.0.0.1:{self._port}",
-            )
-        except TimeoutError as exc:
-            raise DatabaseServerError(f"{exc}; {last_problem}\n{self._log_tail()}") from None
-
-    def _log_tail(self) -> str:
-        text = tail_text(self.log_path, 30)
-        return f"--- {self.log_path} (tail) ---\n{text}" if text else ""
+    def _run_tool(self, tool: str, *args: str, what: str, timeout: float = 120) -> None:
+        run_tool(
+            [str(self._bin / tool), *args],
+            what=what,
+            error=DatabaseServerError,
+            cwd=Path("/"),
+            timeout=timeout,
+            **self._run_as.popen_kwargs(),
+        )
 
 
 async def _select_one(dsn: str) -> None:
@@ -462,14 +360,13 @@ def _main(argv: list[str] | None = None) -> int:
     run.add_argument("--fast-unsafe", action="store_true", help="fsync off etc. (tests only)")
     args = parser.parse_args(argv)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    try:
-        with PostgresServer(args.data_dir, args.port, fast_unsafe=args.fast_unsafe) as server:
-            server.ensure_database(args.database)
-            print(f"PostgreSQL ready: {server.url(args.database)}", flush=True)
-            return 0 if wait_for_signal(server.is_running) else 1
-    except DatabaseServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    server = PostgresServer(args.data_dir, args.port, fast_unsafe=args.fast_unsafe)
+
+    def ready_line() -> str:
+        server.ensure_database(args.database)
+        return f"PostgreSQL ready: {server.url(args.database)}"
+
+    return serve_until_signal(server, ready_line)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ import structlog
 
 from flowbus.config import Settings
 from flowbus.definitions.loader import load_path
-from flowbus.definitions.model import Compensation, WorkflowDefinition
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.step import Compensation
+from flowbus.service.definitions import store_definitions
 from flowbus.steps.action import ActionStepModel
 from flowbus.store.database import create_engine, migrate
-from flowbus.store.definitions import save_definition
 from flowbus.topic_catalog import create_topics, load_catalog
 
 log = structlog.get_logger(__name__)
@@ -49,12 +50,8 @@ async def prepare(
     if created:
         log.info("topics.created", topics=created)
     engine = create_engine(settings.database_url, pool_size=1)
-    stored = []
     try:
-        for definition in definitions:
-            async with engine.begin() as conn:
-                saved, _ = await save_definition(conn, definition)
-            stored.append(saved)
+        stored = [s.definition for s in await store_definitions(engine, definitions)]
     finally:
         await engine.dispose()
     log.info("definitions.applied", workflows=[f"{d.id}@v{d.version}" for d in stored])

@@ -12,6 +12,7 @@ from typing import Any
 
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.engine.effects import Effect
+from flowbus.engine.errors import EngineError
 from flowbus.engine.inputs import (
     ActionResult,
     ApprovalDecision,
@@ -22,7 +23,7 @@ from flowbus.engine.inputs import (
     TimerFired,
 )
 from flowbus.engine.limits import DEFAULT_LIMITS, Limits
-from flowbus.engine.run import EngineError, Run, rfc3339
+from flowbus.engine.run import Run
 from flowbus.engine.state import (
     ErrorInfo,
     InstanceState,
@@ -30,10 +31,10 @@ from flowbus.engine.state import (
     ParentLink,
     StepStatus,
 )
+from flowbus.engine.working import engine_time
 from flowbus.expressions import PathError
-from flowbus.steps.approval import refuse
 
-__all__ = ["Transition", "apply", "rfc3339", "start"]
+__all__ = ["Transition", "apply", "start"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def start(
     """Create an instance of `definition` and run it until it waits or ends."""
     if definition.version is None:
         raise EngineError(f"definition {definition.id} has no version; store it first")
-    at = rfc3339(now)
+    at = engine_time(now)
     state = InstanceState(
         id=instance_id,
         workflow_id=definition.id,
@@ -238,7 +239,7 @@ def _on_decision(run: Run, decision: Any) -> None:
     assert isinstance(decision, ApprovalDecision)
     step = run.step(decision.step_id)
     if not _live(run, decision.step_id):
-        refuse(run.call(step), decision, "unknown or closed approval")
+        run.step_type(step).on_stale_decision(step, run.call(step), decision)
         return
     run.step_type(step).on_decision(step, run.call(step), decision)
 

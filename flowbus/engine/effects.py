@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+
+from flowbus.engine.state import ErrorInfo
 
 Channel = Literal["instances", "steps", "approvals"]
 ActionPurpose = Literal["step", "compensate"]
@@ -60,7 +63,7 @@ class RecordAttempt:
     finished_at: str | None
     input: Any
     output: Any
-    error: dict[str, Any] | None
+    error: ErrorInfo | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,8 @@ class LogLine:
 TimerKind = Literal[
     "retry", "step_timeout", "workflow_timeout", "wait", "wait_timeout", "deadline", "reminder"
 ]
+FIRES_WHILE_PAUSED: frozenset[TimerKind] = frozenset({"workflow_timeout", "reminder"})
+"""Timers that fire while their instance is paused; every other kind waits for the resume."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +87,7 @@ class SetTimer:
     """A durable timer: at `due_at` the engine gets `TimerFired(kind, step_id, attempt)`."""
 
     kind: TimerKind
-    due_at: str
+    due_at: datetime
     step_id: str | None = None
     attempt: int | None = None
 
@@ -137,7 +142,7 @@ class NotifyParent:
     child_id: str
     status: str
     output: Any
-    error: dict[str, Any] | None
+    error: ErrorInfo | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +155,7 @@ class TrackApproval:
     status: Literal["pending", "approved", "rejected", "expired", "cancelled"]
     assignees: tuple[str, ...]
     quorum: str
-    deadline: str | None
+    deadline: datetime | None
     summary: Any
 
 

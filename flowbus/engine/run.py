@@ -1,204 +1,37 @@
-"""One engine transition in progress: the working state, the effects so far, and the
-`StepCall` facade through which step types act on the instance."""
+"""One engine transition in progress: steps entered until each waits, left when they
+complete or fail (with retries and failure routing), and `EngineCall`, the `StepCall`
+through which step types act on the instance."""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections import deque
-from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import ValidationError
-
-from flowbus.actions.base import ActionContext, InlineOutcome
-from flowbus.actions.registry import ACTIONS
-from flowbus.definitions.model import (
-    DEFAULT_RETRY,
-    Compensation,
-    RetryPolicy,
-    StepModel,
-    WorkflowDefinition,
-)
-from flowbus.engine.effects import (
-    ActionPurpose,
-    CancelTimers,
-    Channel,
-    Effect,
-    EmitEvent,
-    NotifyParent,
-    PublishEvent,
-    RecordAttempt,
-    RunAction,
-    SetTimer,
-    TimerKind,
-)
-from flowbus.engine.limits import DEFAULT_LIMITS, PAYLOAD_TOO_LARGE, Limits
-from flowbus.engine.state import (
-    Compensating,
-    ErrorInfo,
-    InstanceState,
-    InstanceStatus,
-    StepState,
-    StepStatus,
-)
+from flowbus.definitions.step import DEFAULT_RETRY, RetryPolicy, StepModel
+from flowbus.engine.actions import PENDING, run_action
+from flowbus.engine.effects import Channel, Effect, TimerKind
+from flowbus.engine.ids import step_key
+from flowbus.engine.lifecycle import Lifecycle
+from flowbus.engine.limits import PAYLOAD_TOO_LARGE
+from flowbus.engine.state import ErrorInfo, InstanceStatus, StepState, StepStatus
+from flowbus.engine.working import LIVE
 from flowbus.expressions import ExpressionError, Template
+from flowbus.steps.base import Follow
 
-if TYPE_CHECKING:
-    from flowbus.steps.base import StepType
-
-EVENT_NAMESPACE = uuid.UUID("6f1c3c52-8d0e-4d59-a7a4-1f0b9a3e2c11")
 MAX_STEPS_PER_TRANSITION = 10_000
 # Errors in the definition itself: running the step again cannot fix them.
 NOT_RETRIED = frozenset({"ExpressionError", "ActionConfigError"})
-_LIVE = frozenset({StepStatus.RUNNING, StepStatus.WAITING, StepStatus.RETRYING})
 
 
-class EngineError(RuntimeError):
-    """A broken invariant inside the engine (a bug, never bad user input)."""
+class Run(Lifecycle):
+    """The working copy of one transition, stepping through the definition."""
 
-
-def event_id(instance_id: str, seq: int) -> str:
-    """Stable id of the `seq`-th outcome event of an instance: the same on every replay."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/{seq}"))
-
-
-def published_event_id(instance_id: str, n: int) -> str:
-    """Stable id of the `n`-th event an instance's actions published."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/published/{n}"))
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with millisecond precision, as every flowbus event carries."""
-    if moment.tzinfo is None:
-        raise EngineError("times given to the engine must carry a time zone")
-    u = moment.astimezone(UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
-
-
-class Follow(Enum):
-    """Continue by the step's own `next` (the default of `StepCall.complete`)."""
-
-    NEXT = "next"
-
-
-class Run:
-    """The working copy of one transition. Owns `state`; collects `effects`."""
-
-    def __init__(
-        self,
-        definition: WorkflowDefinition,
-        state: InstanceState,
-        now: datetime,
-        limits: Limits = DEFAULT_LIMITS,
-    ) -> None:
-        from flowbus.steps.registry import STEP_TYPES
-
-        self.definition = definition
-        self.state = state
-        self.limits = limits
-        self.moment = now
-        self.now = rfc3339(now)
-        self.effects: list[Effect] = []
-        layout = definition.layout()
-        self._steps = layout.steps
-        self._branch_of = layout.branch_of
-        self._step_types = STEP_TYPES
-        self._ready: deque[str] = deque()
-
-    # -- events -------------------------------------------------------------------------
-
-    def next_event_id(self) -> str:
-        self.state.seq += 1
-        return event_id(self.state.id, self.state.seq)
-
-    def next_published_id(self) -> str:
-        self.state.published += 1
-        return published_event_id(self.state.id, self.state.published)
-
-    def emit(self, channel: Channel, type: str, **data: Any) -> None:
-        payload = {
-            "instanceId": self.state.id,
-            "workflowId": self.state.workflow_id,
-            "workflowVersion": self.state.version,
-            "correlationId": self.state.correlation_id,
-        }
-        if self.state.metadata:
-            payload["metadata"] = self.state.metadata
-        payload.update(data)
-        eid = self.next_event_id()
-        self.effects.append(
-            EmitEvent(
-                channel=channel, id=eid, type=type, time=self.now, seq=self.state.seq, data=payload
-            )
-        )
-
-    def emit_step(self, step: StepModel, kind: str, **data: Any) -> None:
-        s = self.state.steps[step.id]
-        self.emit(
-            "steps",
-            f"flowbus.step.{kind}",
-            stepId=step.id,
-            stepType=step.type,
-            attempt=s.attempt,
-            **data,
-        )
-
-    def set_timer(
-        self, kind: TimerKind, after: timedelta | datetime, step: StepModel | None = None
-    ) -> None:
-        due = after if isinstance(after, datetime) else self.moment + after
-        attempt = self.state.steps[step.id].attempt if step is not None else None
-        self.effects.append(
-            SetTimer(
-                kind=kind,
-                due_at=rfc3339(due),
-                step_id=step.id if step else None,
-                attempt=attempt,
-            )
-        )
-        if step is not None:
-            self.state.steps[step.id].data["timers"] = True
-
-    # -- scope --------------------------------------------------------------------------
-
-    def scope(self) -> dict[str, Any]:
-        """What expressions and templates see."""
-        return {
-            "input": self.state.input,
-            "variables": self.state.variables,
-            "steps": self.state.step_outputs(),
-            "trigger": self.state.trigger,
-            "instance": {
-                "id": self.state.id,
-                "workflowId": self.state.workflow_id,
-                "workflowVersion": self.state.version,
-                "correlationId": self.state.correlation_id,
-            },
-        }
-
-    # -- lookups ------------------------------------------------------------------------
-
-    def step(self, step_id: str) -> StepModel:
-        try:
-            return self._steps[step_id]
-        except KeyError:
-            raise EngineError(f"{self.definition.id} has no step {step_id!r}") from None
-
-    def step_type(self, step: StepModel) -> StepType[Any]:
-        return self._step_types[step.type]
-
-    def branch_of(self, step_id: str) -> tuple[str, str] | None:
-        return self._branch_of.get(step_id)
-
-    def call(self, step: StepModel) -> StepCall:
-        return StepCall(self, step)
+    def call(self, step: StepModel) -> EngineCall:
+        return EngineCall(self, step)
 
     # -- entering steps -----------------------------------------------------------------
-
-    def schedule(self, step_id: str) -> None:
-        self._ready.append(step_id)
 
     def drain(self) -> None:
         """Enter ready steps until every active step waits on something outside."""
@@ -233,7 +66,7 @@ class Run:
         while branch is not None:
             parallel_id, branch_id = branch
             s = self.state.steps.get(parallel_id)
-            if s is None or s.status not in _LIVE:
+            if s is None or s.status not in LIVE:
                 return False
             if s.data.get("branches", {}).get(branch_id) != "running":
                 return False
@@ -265,28 +98,6 @@ class Run:
         self.record(step, None)
         self.step_type(step).enter(step, self.call(step))
 
-    def record(self, step: StepModel, output: Any) -> None:
-        """History of the attempt, as detailed as the definition's executionLog level says."""
-        s = self.state.steps[step.id]
-        level = self.definition.execution_log.level
-        failed = s.status is StepStatus.FAILED
-        if level == "error" and not failed:
-            return
-        step_input = s.data.get("input") if level == "debug" else None
-        self.effects.append(
-            RecordAttempt(
-                step_id=step.id,
-                step_type=step.type,
-                attempt=s.attempt,
-                status=s.status.value,
-                started_at=s.started_at,
-                finished_at=s.finished_at,
-                input=step_input,
-                output=output if level != "error" else None,
-                error=s.error.model_dump(mode="json") if s.error else None,
-            )
-        )
-
     # -- leaving steps ------------------------------------------------------------------
 
     def resolve_next(self, step: StepModel) -> str | None:
@@ -299,18 +110,8 @@ class Run:
                 return transition.to
         raise ExpressionError(f"no transition of step {step.id!r} matched and none is a default")
 
-    def _leave(self, step: StepModel, status: StepStatus) -> StepState:
-        s = self.state.steps[step.id]
-        s.status = status
-        s.finished_at = self.now
-        if step.id in self.state.active:
-            self.state.active.remove(step.id)
-        if s.data.pop("timers", False):
-            self.effects.append(CancelTimers(step_id=step.id))
-        return s
-
     def complete_step(self, step: StepModel, output: Any, next_step: str | None) -> None:
-        s = self._leave(step, StepStatus.COMPLETED)
+        s = self.leave(step, StepStatus.COMPLETED)
         s.output = output
         self.state.completed.append(step.id)
         self.emit_step(step, "completed", output=output)
@@ -331,7 +132,7 @@ class Run:
         """A try failed: retry it, route the failure, or fail upwards."""
         if error.step_id is None:
             error = error.model_copy(update={"step_id": step.id})
-        s = self._leave(step, StepStatus.FAILED)
+        s = self.leave(step, StepStatus.FAILED)
         s.error = error
         self.emit_step(step, "failed", error=error.model_dump(mode="json"))
         self.record(step, None)
@@ -395,22 +196,11 @@ class Run:
         else:
             self.fail_instance(error)
 
-    def cancel_step(self, step_id: str) -> None:
-        """Stop a live step (join, cancel, timeout): it cleans up after itself."""
-        step = self.step(step_id)
-        s = self.state.steps.get(step_id)
-        if s is None or s.status not in _LIVE:
-            return
-        self.step_type(step).on_cancel(step, self.call(step))
-        self._leave(step, StepStatus.CANCELLED)
-        self.emit_step(step, "cancelled")
-        self.record(step, None)
-
     def _branch_ended(self, branch: tuple[str, str], error: ErrorInfo | None) -> None:
         parallel_id, branch_id = branch
         parallel = self.step(parallel_id)
         s = self.state.steps.get(parallel_id)
-        if s is None or s.status not in _LIVE:
+        if s is None or s.status not in LIVE:
             return
         self.step_type(parallel).on_branch_ended(parallel, self.call(parallel), branch_id, error)
 
@@ -428,278 +218,6 @@ class Run:
         ) or bool(self._ready)
         state.status = InstanceStatus.RUNNING if running else InstanceStatus.WAITING
 
-    def complete_instance(self) -> None:
-        output_template = self.definition.output
-        try:
-            output = (
-                output_template.render(self.scope())
-                if output_template is not None
-                else dict(self.state.variables)
-            )
-        except ExpressionError as exc:
-            self.fail_instance(ErrorInfo(type="ExpressionError", message=f"output: {exc}"))
-            return
-        too_large = self.limits.check_event(None, "flowbus.instance.completed", output)
-        if too_large is not None:
-            self.fail_instance(too_large)
-            return
-        self.state.output = output
-        self._finish(InstanceStatus.COMPLETED, output=output)
-
-    def fail_instance(self, error: ErrorInfo) -> None:
-        self._stop_everything()
-        self._compensate_then_end(InstanceStatus.FAILED, error)
-
-    def cancel_instance(self, *, compensate: bool, reason: str | None) -> None:
-        self._stop_everything()
-        cause = ErrorInfo(type="Cancelled", message=reason or "cancelled by command")
-        if compensate:
-            self._compensate_then_end(InstanceStatus.CANCELLED, cause)
-        else:
-            self._finish(InstanceStatus.CANCELLED, error=cause)
-
-    def retry_instance(self, *, by: str | None) -> None:
-        """Run a failed instance again from the step that failed (a new attempt)."""
-        state = self.state
-        assert state.error is not None
-        assert state.error.step_id is not None
-        failed_step = state.error.step_id
-        state.status = InstanceStatus.RUNNING
-        state.error = None
-        self.emit(
-            "instances", "flowbus.instance.retried", status="running", stepId=failed_step, by=by
-        )
-        if self.definition.timeout is not None:
-            self.set_timer("workflow_timeout", self.definition.timeout)
-        self.schedule(failed_step)
-
-    def time_out_instance(self) -> None:
-        self._stop_everything()
-        timeout = self.definition.timeout
-        cause = ErrorInfo(type="TimeoutError", message=f"workflow timeout {timeout} elapsed")
-        self._compensate_then_end(InstanceStatus.TIMED_OUT, cause)
-
-    def _stop_everything(self) -> None:
-        for step_id in list(self.state.active):
-            self.cancel_step(step_id)
-        self.state.active.clear()
-        self.state.deferred.clear()
-        self._ready.clear()
-
-    # -- compensation (saga) ------------------------------------------------------------
-
-    def _compensate_then_end(self, ending: InstanceStatus, cause: ErrorInfo) -> None:
-        # A step that ran several times (in a loop) is undone once, at its latest completion.
-        pending = [
-            step_id
-            for step_id in dict.fromkeys(reversed(self.state.completed))
-            if self.step(step_id).compensate is not None
-            and self.state.steps[step_id].status is StepStatus.COMPLETED
-        ]
-        if not pending:
-            self._finish(ending, error=cause)
-            return
-        self.state.status = InstanceStatus.COMPENSATING
-        self.state.error = cause
-        self.state.compensation = Compensating(pending=pending, ending=ending, cause=cause)
-        self.emit(
-            "instances",
-            "flowbus.instance.compensating",
-            status="compensating",
-            error=cause.model_dump(mode="json"),
-            steps=pending,
-        )
-        self.compensate_next()
-
-    def compensate_next(self) -> None:
-        """Run compensations newest first; external ones continue on their result."""
-        comp = self.state.compensation
-        assert comp is not None
-        while comp.pending:
-            step = self.step(comp.pending[0])
-            assert step.compensate is not None
-            done = self._run_compensation(step, step.compensate)
-            if not done:
-                return
-        ending = comp.ending
-        final = ending if ending is InstanceStatus.TIMED_OUT else InstanceStatus.COMPENSATED
-        self.state.compensation = None
-        self._finish(final, error=comp.cause)
-
-    def _run_compensation(self, step: StepModel, compensation: Compensation) -> bool:
-        s = self.state.steps[step.id]
-        outcome = self.run_action(
-            step,
-            compensation.action,
-            compensation.config,
-            purpose="compensate",
-            key=f"{self.state.id}:{step.id}:compensate:{s.attempt}",
-        )
-        if outcome is _PENDING:
-            return False
-        if isinstance(outcome, ErrorInfo):
-            self.compensation_failed(step, outcome)
-            return False
-        self.compensated(step, outcome)
-        return True
-
-    def compensated(self, step: StepModel, output: Any) -> None:
-        comp = self.state.compensation
-        assert comp is not None
-        assert comp.pending[0] == step.id
-        comp.pending.pop(0)
-        s = self.state.steps[step.id]
-        s.status = StepStatus.COMPENSATED
-        self.emit_step(step, "compensated", output=output)
-        self.record(step, s.output)
-
-    def compensation_failed(self, step: StepModel, error: ErrorInfo) -> None:
-        comp = self.state.compensation
-        assert comp is not None
-        self.state.compensation = None
-        failure = ErrorInfo(
-            type="CompensationFailed",
-            message=f"compensation of step {step.id!r} failed: {error.message}",
-            step_id=step.id,
-            details={
-                "compensationError": error.model_dump(mode="json"),
-                "cause": comp.cause.model_dump(mode="json") if comp.cause else None,
-            },
-        )
-        self._finish(InstanceStatus.FAILED, error=failure)
-
-    def _finish(
-        self, status: InstanceStatus, *, output: Any = None, error: ErrorInfo | None = None
-    ) -> None:
-        state = self.state
-        state.status = status
-        if error is not None:
-            state.error = error
-        state.active.clear()
-        state.deferred.clear()
-        self._ready.clear()
-        self.effects.append(CancelTimers(step_id=None))
-        data: dict[str, Any] = {"status": status.value}
-        if status is InstanceStatus.COMPLETED:
-            data["output"] = output
-        else:
-            data["error"] = state.error.model_dump(mode="json") if state.error else None
-        self.emit("instances", f"flowbus.instance.{status.value}", **data)
-        if state.parent is not None:
-            self.effects.append(
-                NotifyParent(
-                    parent_id=state.parent.instance_id,
-                    step_id=state.parent.step_id,
-                    child_id=state.id,
-                    status=status.value,
-                    output=state.output,
-                    error=state.error.model_dump(mode="json") if state.error else None,
-                )
-            )
-
-    # -- actions ------------------------------------------------------------------------
-
-    def run_action(
-        self,
-        step: StepModel,
-        action_name: str,
-        config: Template,
-        *,
-        purpose: ActionPurpose,
-        key: str,
-    ) -> Any:
-        """Run an action for `step`: returns its output, an `ErrorInfo`, or `_PENDING` when
-        the shell runs it (the result arrives as an `ActionResult`)."""
-        action = ACTIONS[action_name]
-        scope = self.scope()
-        try:
-            rendered = config.render(scope)
-        except ExpressionError as exc:
-            return ErrorInfo(type="ExpressionError", message=str(exc), step_id=step.id)
-        try:
-            action.config_model.model_validate(rendered)
-        except ValidationError as exc:
-            return ErrorInfo(
-                type="ActionConfigError", message=validation_message(exc), step_id=step.id
-            )
-        s = self.state.steps[step.id]
-        attempt = s.attempt
-        if self.definition.execution_log.level == "debug":
-            self.state.steps[step.id].data["input"] = rendered
-        if not action.inline:
-            self.effects.append(
-                RunAction(
-                    step_id=step.id,
-                    attempt=attempt,
-                    action=action_name,
-                    config=rendered,
-                    idempotency_key=key,
-                    purpose=purpose,
-                    tries=s.tries if purpose == "step" else 1,
-                )
-            )
-            return _PENDING
-        context = ActionContext(
-            instance_id=self.state.id,
-            workflow_id=self.state.workflow_id,
-            step_id=step.id,
-            attempt=attempt,
-            now=self.now,
-            idempotency_key=key,
-            new_event_id=self.next_published_id,
-            tries=s.tries,
-        )
-        outcome = action.run_inline(rendered, context)
-        too_large = self._check_inline(step, outcome)
-        if too_large is not None:
-            return too_large
-        self.state.variables.update(outcome.variables)
-        self.effects.extend(outcome.effects)
-        return outcome.output
-
-    def _check_inline(self, step: StepModel, outcome: InlineOutcome) -> ErrorInfo | None:
-        """Bound what an inline action produced before any of it takes effect."""
-        too_large = self.limits.check_output(step.id, outcome.output)
-        if too_large is None and outcome.variables:
-            merged = {**self.state.variables, **outcome.variables}
-            too_large = self.limits.check_variables(step.id, merged)
-        for effect in outcome.effects:
-            if too_large is not None:
-                break
-            if isinstance(effect, PublishEvent):
-                too_large = self.limits.check_event(step.id, effect.type, _published(effect))
-        return too_large
-
-
-_PENDING = object()
-
-
-def _published(event: PublishEvent) -> dict[str, Any]:
-    """What of a published event counts towards its size: all but the envelope."""
-    return {
-        "topic": event.topic,
-        "key": event.key,
-        "type": event.type,
-        "subject": event.subject,
-        "data": event.data,
-    }
-
-
-def validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-    )
-
-
-def step_key(instance_id: str, step_id: str, execution: int) -> str:
-    """The idempotency key of one execution of a step: the same on every retry of it.
-
-    `<instance>:<step>` for the step's first execution, `<instance>:<step>:<n>` for its n-th
-    (the workflow looped back to it, or an operator retried the instance).
-    """
-    key = f"{instance_id}:{step_id}"
-    return key if execution == 1 else f"{key}:{execution}"
-
 
 def _jittered(policy: RetryPolicy, attempt: int, seed: str) -> timedelta:
     """The backoff before `attempt`, spread deterministically (the engine has no randomness)."""
@@ -712,8 +230,9 @@ def _jittered(policy: RetryPolicy, attempt: int, seed: str) -> timedelta:
     return base * spread
 
 
-class StepCall:
-    """What a step type may do to its instance while it handles an input."""
+class EngineCall:
+    """The engine's `StepCall`: what a step type does while it handles an input, done
+    to the run."""
 
     __slots__ = ("_run", "step")
 
@@ -799,14 +318,15 @@ class StepCall:
 
     def run_action(self, action_name: str, config: Template) -> None:
         """Run the step's action: inline ones now, external ones through the shell."""
-        outcome = self._run.run_action(
+        outcome = run_action(
+            self._run,
             self.step,
             action_name,
             config,
             purpose="step",
             key=step_key(self.instance_id, self.step.id, self.state.execution),
         )
-        if outcome is _PENDING:
+        if outcome is PENDING:
             return
         if isinstance(outcome, ErrorInfo):
             self.fail(outcome)

@@ -12,41 +12,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
-from flowbus.engine.run import rfc3339
 from flowbus.envelope import BadEvent, DomainEvent, RecordLimits, parse_record
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.outbox.writer import OutboxBatch
-from flowbus.service.unit_of_work import UnitOfWork, WorkReport
-from flowbus.store.offsets import TopicPartition, advance_positions, lock_positions
+from flowbus.service.reports import BatchReport
+from flowbus.service.unit_of_work import UnitOfWork
+from flowbus.store.offsets import TopicPartition
+from flowbus.times import rfc3339
+
+__all__ = ["Batch", "BatchIngest", "BatchReport", "dead_letter"]
 
 log = structlog.get_logger(__name__)
 
 DEAD_LETTER_VALUE_BYTES = 65536
 DEAD_LETTER_TEXT_CHARS = 4096
-
-
-@dataclass(slots=True)
-class BatchReport:
-    """What one batch did, for metrics, logs and waking the worker's loops."""
-
-    consumed: int = 0
-    skipped: int = 0
-    dead_lettered: int = 0
-    unmatched: int = 0
-    buffered: int = 0
-    refused: list[str] = field(default_factory=list)
-    work: WorkReport = field(default_factory=WorkReport)
-
-    @property
-    def started(self) -> int:
-        return len(self.work.started)
 
 
 def dead_letter(
@@ -83,31 +69,23 @@ def _cut(text: str) -> str:
 
 @dataclass(slots=True)
 class Batch:
-    """A batch being applied: its readable events, and where their effects go."""
+    """A batch being applied: its readable events, and the unit of work they go to."""
 
-    conn: AsyncConnection
-    work: UnitOfWork
-    catalog: DefinitionCatalog
-    now: datetime
+    uow: UnitOfWork
     report: BatchReport
-    events: list[tuple[ConsumedRecord, DomainEvent]]
-    new_outbox: Callable[[], OutboxBatch]
+    events: list[tuple[ConsumedRecord, DomainEvent]] = field(default_factory=list)
+
+    @property
+    def catalog(self) -> DefinitionCatalog:
+        return self.uow.catalog
 
     @property
     def at(self) -> str:
-        return rfc3339(self.now)
+        return rfc3339(self.uow.now)
 
     @property
     def outbox(self) -> OutboxBatch:
-        return self.work.outbox
-
-    async def write(self) -> WorkReport:
-        """Write the work so far (still uncommitted); what comes after goes to a new unit of
-        work, and what it reads from the database sees what was written."""
-        done = await self.work.flush()
-        self.work = UnitOfWork(self.conn, self.catalog, self.new_outbox(), self.now)
-        _add_up(self.report.work, done)
-        return done
+        return self.uow.events
 
     def dead_letter(
         self, record: ConsumedRecord, reason: str, definition_id: str | None = None
@@ -135,23 +113,16 @@ class BatchIngest(ABC):
         self._limits = limits
         self._clock = clock
 
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self._engine, self._catalog(), self._new_outbox(), self._clock())
+
     async def apply(self, records: Sequence[ConsumedRecord]) -> BatchReport:
         """Apply `records` in one transaction."""
-        async with self._engine.begin() as conn:
-            now = self._clock()
-            catalog = self._catalog()
-            report = BatchReport(consumed=len(records))
-            batch = Batch(
-                conn=conn,
-                work=UnitOfWork(conn, catalog, self._new_outbox(), now),
-                catalog=catalog,
-                now=now,
-                report=report,
-                events=[],
-                new_outbox=self._new_outbox,
-            )
-            positions = await lock_positions(
-                conn, self._group, {(r.topic, r.partition) for r in records}
+        report = BatchReport(consumed=len(records))
+        async with self.unit_of_work() as uow:
+            batch = Batch(uow, report)
+            positions = await uow.offsets.lock(
+                self._group, {(r.topic, r.partition) for r in records}
             )
             advanced: dict[TopicPartition, int] = {}
             for record in records:
@@ -175,19 +146,10 @@ class BatchIngest(ABC):
                     continue
                 batch.events.append((record, event))
             await self.handle(batch)
-            await batch.write()
-            await advance_positions(conn, self._group, advanced)
-            return report
+            await uow.offsets.advance(self._group, advanced)
+        report.work = uow.report
+        return report
 
     @abstractmethod
     async def handle(self, batch: Batch) -> None:
-        """Do what the batch's readable events say, through `batch.work`."""
-
-
-def _add_up(total: WorkReport, more: WorkReport) -> None:
-    for item in fields(WorkReport):
-        value = getattr(more, item.name)
-        if isinstance(value, list):
-            getattr(total, item.name).extend(value)
-        else:
-            setattr(total, item.name, getattr(total, item.name) + value)
+        """Do what the batch's readable events say, through `batch.uow`."""

@@ -21,18 +21,14 @@ from typing import Annotated, Any, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import Command, EngineInput, EventReceived
 from flowbus.engine.state import InstanceStatus
 from flowbus.envelope import DomainEvent
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.service.definitions import UnknownDefinition, definition_to_start
-from flowbus.service.unit_of_work import StartRequest
-from flowbus.store.tables import instances
+from flowbus.service.unit_of_work import StartRequest, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -118,20 +114,21 @@ class CommandIngest(BatchIngest):
                 batch.dead_letter(record, str(exc))
         for number, turn in enumerate(_turns(parsed)):
             if number:
-                await batch.write()
+                await batch.uow.flush()
             await self._apply(batch, turn)
 
     async def _apply(self, batch: Batch, commands: list[Parsed]) -> None:
         """Apply commands for distinct instances, each checked against its current status."""
         targets = {str(c.instance_id) for _, _, c in commands if not isinstance(c, StartCommand)}
-        current = await _lock_current(batch.conn, targets)
+        # Locked in id order, as the unit of work locks instances.
+        current = await batch.uow.instances.lock_status(targets)
         starts: list[StartRequest] = []
         deliveries: list[tuple[str, EngineInput]] = []
         events: list[tuple[ConsumedRecord, str, EventCommand, EngineInput]] = []
         for record, event, command in commands:
             try:
                 if isinstance(command, StartCommand):
-                    starts.append(await self._start(batch.conn, batch.catalog, event, command))
+                    starts.append(await self._start(batch.uow, event, command))
                     continue
                 instance_id = str(command.instance_id)
                 found = current.get(instance_id)
@@ -146,15 +143,15 @@ class CommandIngest(BatchIngest):
             except CommandRefused as exc:
                 batch.dead_letter(record, str(exc))
         if starts:
-            await batch.work.start(starts)
+            await batch.uow.start(starts)
         if deliveries:
-            await batch.work.deliver(deliveries)
+            await batch.uow.deliver(deliveries)
         for record, instance_id, command, value in events:
             # The engine yields no effects for an input that does not apply, and every event
             # a step takes emits an outcome event: an outbox that did not grow means no step
             # took it.
             before = len(batch.outbox.rows)
-            await batch.work.deliver([(instance_id, value)])
+            await batch.uow.deliver([(instance_id, value)])
             if len(batch.outbox.rows) == before:
                 waiting = (
                     f"step {command.step_id} of instance {instance_id} is not"
@@ -164,15 +161,12 @@ class CommandIngest(BatchIngest):
                 batch.dead_letter(record, f"{waiting} waiting for an event")
 
     async def _start(
-        self,
-        conn: AsyncConnection,
-        catalog: DefinitionCatalog,
-        event: DomainEvent,
-        command: StartCommand,
+        self, uow: UnitOfWork, event: DomainEvent, command: StartCommand
     ) -> StartRequest:
+        catalog = uow.catalog
         try:
             definition = await definition_to_start(
-                conn, catalog, command.workflow_id, command.version
+                uow.conn, catalog, command.workflow_id, command.version
             )
         except UnknownDefinition as exc:
             raise CommandRefused(str(exc)) from None
@@ -252,18 +246,3 @@ def _check_status(
                 f"instance {instance_id} did not fail in a step it can run again "
                 f"({error.get('type', 'no error recorded')}): start a new instance instead"
             )
-
-
-async def _lock_current(
-    conn: AsyncConnection, ids: set[str]
-) -> dict[str, tuple[InstanceStatus, dict[str, Any] | None]]:
-    """Status and error of the instances (locked in id order, as the unit of work locks)."""
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(instances.c.id, instances.c.status, instances.c.state["error"].label("error"))
-        .where(instances.c.id.in_(sorted(ids)))
-        .order_by(instances.c.id)
-        .with_for_update()
-    )
-    return {str(row.id): (InstanceStatus(row.status), row.error) for row in rows}

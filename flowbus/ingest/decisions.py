@@ -30,11 +30,11 @@ from flowbus.engine.inputs import ApprovalDecision, EngineInput
 from flowbus.envelope import DomainEvent, RecordLimits
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.outbox.writer import OutboxBatch
-from flowbus.store.approvals import find_approvals
+from flowbus.service.effect_handlers import DECISION_REFUSED
 
 log = structlog.get_logger(__name__)
 
-REFUSED = "flowbus.approval.decision_refused"
+REFUSED = DECISION_REFUSED
 _ANSWERS = {"approve": True, "reject": False}
 
 
@@ -67,8 +67,8 @@ class DecisionIngest(BatchIngest):
         readable = [
             (event, event.data if isinstance(event.data, dict) else {}) for _, event in batch.events
         ]
-        known = await find_approvals(
-            batch.conn, [b["approvalId"] for _, b in readable if _is_uuid(b.get("approvalId"))]
+        known = await batch.uow.approvals.find(
+            [b["approvalId"] for _, b in readable if _is_uuid(b.get("approvalId"))]
         )
         deliveries: list[tuple[str, EngineInput]] = []
         for event, body in readable:
@@ -83,7 +83,7 @@ class DecisionIngest(BatchIngest):
             row = known[decision.approval_id]
             deliveries.append((str(row.instance_id), replace(decision, decision_id=event.id)))
         if deliveries:
-            await batch.work.deliver(deliveries)
+            await batch.uow.deliver(deliveries)
 
     def _check(self, body: dict[str, Any], known: dict[str, Any]) -> ApprovalDecision:
         approval_id = body.get("approvalId")

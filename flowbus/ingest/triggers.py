@@ -10,15 +10,17 @@ offsets are stored in the same transaction, so a redelivered record changes noth
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flowbus.definitions.catalog import DefinitionCatalog, TriggerMatch
-from flowbus.definitions.model import TransformError
+from flowbus.definitions.triggers import TransformError
 from flowbus.engine.inputs import EngineInput, EventReceived
 from flowbus.envelope import DomainEvent
 from flowbus.expressions import PathError
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.service.unit_of_work import StartRequest, UnitOfWork
+from flowbus.store.subscriptions import WaitKey
 
 INSTANCE_NAMESPACE = uuid.UUID("a3c5e0b4-3f51-4b8e-9d1e-52c7f0a1b6d9")
 
@@ -40,6 +42,15 @@ def workflow_input(match: TriggerMatch, document: dict[str, Any]) -> Any:
         raise StartRefused(str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class EventForWait:
+    """An event, and a wait key it would satisfy (one per wait probe of its topic that
+    finds a key in it)."""
+
+    wait: WaitKey
+    event: dict[str, Any]
+
+
 class TriggerIngest(BatchIngest):
     """Applies batches of domain-topic records."""
 
@@ -47,7 +58,7 @@ class TriggerIngest(BatchIngest):
         catalog = batch.catalog
         # By instance id: an event repeated within one batch starts its workflows once.
         starts: dict[str, StartRequest] = {}
-        probes: list[tuple[str, str | None, str, str, dict[str, Any]]] = []
+        probes: list[EventForWait] = []
         for record, event in batch.events:
             document = event.match_document()
             for probe in catalog.probes(event.topic):
@@ -58,9 +69,8 @@ class TriggerIngest(BatchIngest):
                 except PathError:
                     continue
                 if isinstance(key, str | int | float) and not isinstance(key, bool):
-                    probes.append(
-                        (event.topic, probe.event_type, probe.match.source, str(key), document)
-                    )
+                    wait = WaitKey(event.topic, probe.match.source, str(key))
+                    probes.append(EventForWait(wait, document))
             matches = catalog.match(document)
             if not matches:
                 batch.report.unmatched += 1
@@ -71,32 +81,33 @@ class TriggerIngest(BatchIngest):
                 except StartRefused as exc:
                     batch.dead_letter(record, str(exc), match.definition.id)
         if starts:
-            await batch.work.start(list(starts.values()))
+            await batch.uow.start(list(starts.values()))
         if probes:
-            batch.report.buffered = await self._deliver_to_waits(batch.work, probes)
+            batch.report.buffered = await self._deliver_to_waits(batch.uow, probes)
 
-    async def _deliver_to_waits(
-        self, work: UnitOfWork, probes: list[tuple[str, str | None, str, str, dict[str, Any]]]
-    ) -> int:
-        waiting = await work.waiting_for([(t, et, m, k) for t, et, m, k, _ in probes])
+    async def _deliver_to_waits(self, uow: UnitOfWork, probes: list[EventForWait]) -> int:
+        """Hand each event to the steps waiting for it; keep it a while when none is."""
+        waiting = await uow.subscriptions.waiting([p.wait for p in probes])
         deliveries: list[tuple[str, EngineInput]] = []
         buffered = 0
         taken: set[tuple[str, str]] = set()
-        for topic, _, match, key, document in probes:
+        for probe in probes:
+            event_type = probe.event.get("type")
             hits = [
-                (instance_id, step_id)
-                for instance_id, step_id, wanted in waiting.get((topic, match, key), [])
-                if wanted in (None, document.get("type")) and (instance_id, step_id) not in taken
+                (waiter.instance_id, waiter.step_id)
+                for waiter in waiting.get(probe.wait, [])
+                if waiter.event_type in (None, event_type)
+                and (waiter.instance_id, waiter.step_id) not in taken
             ]
             if not hits:
-                await work.buffer_event(topic, document.get("type"), match, key, document)
+                await uow.keep_event(probe.wait, event_type, probe.event)
                 buffered += 1
                 continue
             for instance_id, step_id in hits:
                 taken.add((instance_id, step_id))
-                deliveries.append((instance_id, EventReceived(step_id=step_id, event=document)))
+                deliveries.append((instance_id, EventReceived(step_id=step_id, event=probe.event)))
         if deliveries:
-            await work.deliver(deliveries)
+            await uow.deliver(deliveries)
         return buffered
 
     def _start_request(

@@ -10,7 +10,7 @@ No row can wedge the outbox. Each row's outcome is its own:
 
 - acknowledged rows are deleted at once, and never sent again because a neighbour failed;
 - a row that fails for a passing reason (broker or partition leader unavailable, a
-  timeout) stays, and is sent again after a backoff (0.1 s doubling up to 5 s);
+  timeout) stays, and is sent again after the worker's backoff (0.1 s doubling up to 5 s);
 - a row the broker refuses for good (too large, invalid topic name, not authorized) is
   moved to `outbox_parked` with the reason, announced by a `flowbus.outbox.parked` event
   on the dead-letter topic (the row's topic, key, event id and size, never its payload)
@@ -27,9 +27,8 @@ instance (one key, one partition) arrive in the order they were written; a passi
 failure hits every row of a partition alike, so they are retried together, oldest
 first. A parked row is a missing event, not a held-up instance: the instance's later
 events still go out, consumers see the gap in `flowbusseq`, and the alert names the
-parked event's id. Parked rows keep their value: once the cause is fixed,
-`INSERT INTO outbox (event_id, topic, key, headers, value) SELECT event_id, topic, key,
-headers, value FROM outbox_parked WHERE ...` publishes them again under their ids.
+parked event's id. Parked rows keep their value: once the cause is fixed, they can be
+published again under their ids (`flowbus.store.outbox` says how).
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -56,11 +54,14 @@ from aiokafka.errors import (
 )
 
 from flowbus import metrics
-from flowbus.engine.run import rfc3339
 from flowbus.envelope import STRUCTURED_CONTENT_TYPE, cloudevent, encode
-from flowbus.outbox.writer import NOTIFY_CHANNEL
+from flowbus.service.supervision import Backoff
+from flowbus.store.outbox import DATABASE_ERRORS, Parking, RelayStore, relay_connection
+from flowbus.times import rfc3339
 
 log = structlog.get_logger(__name__)
+
+RELAY_INTERRUPTIONS: tuple[type[Exception], ...] = (OSError, *DATABASE_ERRORS)
 
 RELAY_LOCK_KEY = 0x466C6F77  # "Flow": one relay per database
 PARKED_NAMESPACE = uuid.UUID("7d0f4b1e-3a52-4f5e-8a0c-5b1d2e6f9c47")
@@ -76,13 +77,8 @@ REFUSED = (
 )
 # Refusals of a whole batch by size: a neighbour of the large row shares its fate.
 BATCH_SIZE_REFUSED = (MessageSizeTooLargeError, RecordListTooLargeError)
-RETRY_DELAY_MIN, RETRY_DELAY_MAX = 0.1, 5.0
 PROBE_DELAY_MIN, PROBE_DELAY_MAX = 1.0, 30.0
 _HEADERS = orjson.dumps([["content-type", STRUCTURED_CONTENT_TYPE]]).decode()
-
-
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 class OutboxRelay:
@@ -100,7 +96,7 @@ class OutboxRelay:
         deadletter_topic: str = "flowbus.deadletter",
         send_timeout: float = 5.0,
     ) -> None:
-        self._dsn = asyncpg_dsn(database_url)
+        self._database_url = database_url
         self._bootstrap = bootstrap_servers
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -109,7 +105,9 @@ class OutboxRelay:
         self._deadletter = deadletter_topic
         self._send_timeout = send_timeout
         self._wake = asyncio.Event()
-        self._retry_delay = 0.0
+        self._retry = Backoff()
+        self._interrupted = Backoff(first=standby_interval)
+        self._retrying = False
         # Topics whose metadata could not be had: when to probe again, and the delay.
         self._missing: dict[str, tuple[float, float]] = {}
         self._producer: AIOKafkaProducer | None = None
@@ -127,9 +125,9 @@ class OutboxRelay:
             while True:
                 try:
                     await self._hold_lock_and_relay()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except RELAY_INTERRUPTIONS as exc:
                     log.warning("outbox.relay_interrupted", error=str(exc))
-                    await asyncio.sleep(self._standby_interval)
+                    await self._interrupted.pause()
         finally:
             await self._stop_producer()
 
@@ -153,38 +151,29 @@ class OutboxRelay:
                 await producer.stop()
 
     async def _hold_lock_and_relay(self) -> None:
-        conn: Any = await asyncpg.connect(self._dsn)
-        try:
+        async with relay_connection(self._database_url) as store:
             # A standby polls: PostgreSQL has no "lock released" notification.
-            locked = "SELECT pg_try_advisory_lock($1)"
-            while not await conn.fetchval(locked, RELAY_LOCK_KEY):  # noqa: ASYNC110
+            while not await store.try_lock(RELAY_LOCK_KEY):  # noqa: ASYNC110
                 await asyncio.sleep(self._standby_interval)
             log.info("outbox.relay_active")
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            self._interrupted.reset()
+            await store.listen(self._wake.set)
             while True:
                 self._wake.clear()
                 producer = self._producer or await self._renew_producer()
-                moved = await self.relay_once(conn, producer)
-                if self._retry_delay:
-                    await asyncio.sleep(self._retry_delay)
+                moved = await self.relay_once(store, producer)
+                if self._retrying:
+                    await self._retry.pause()
                 elif moved < self._batch_size:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(conn.close())
 
-    async def relay_once(self, conn: Any, producer: AIOKafkaProducer) -> int:
+    async def relay_once(self, store: RelayStore, producer: AIOKafkaProducer) -> int:
         """Publish up to one batch of rows; delete the acknowledged ones and park the
         refused ones. Returns how many rows left the outbox."""
         now = time.monotonic()
         missing = [topic for topic, (due, _) in self._missing.items() if due > now]
-        rows = await conn.fetch(
-            "SELECT seq, event_id, topic, key, headers, value FROM outbox"
-            " WHERE topic <> ALL($2::text[]) ORDER BY seq LIMIT $1",
-            self._batch_size,
-            missing,
-        )
+        rows = await store.pending(self._batch_size, missing)
         if not rows:
             return 0
         reachable = await self._probe_topics(producer, {row["topic"] for row in rows})
@@ -218,16 +207,17 @@ class OutboxRelay:
                 if _spoils_producer(exc):
                     producer = await self._renew_producer()
         refused = {seq: error for seq, error in failed.items() if isinstance(error, REFUSED)}
-        await self._delete(conn, acknowledged)
+        await store.delete(acknowledged)
         if refused:
-            await self._park(conn, [row for row in rows if row["seq"] in refused], refused)
+            await self._park(store, [row for row in rows if row["seq"] in refused], refused)
         passing = len(failed) - len(refused)
         if passing:
             first = next(e for s, e in failed.items() if s not in refused)
             log.warning("outbox.publish_retry", rows=passing, error=repr(first))
-            self._retry_delay = min(RETRY_DELAY_MAX, max(RETRY_DELAY_MIN, self._retry_delay * 2))
+            self._retrying = True
         else:
-            self._retry_delay = 0.0
+            self._retrying = False
+            self._retry.reset()
         self.published += len(acknowledged)
         return len(acknowledged) + len(refused)
 
@@ -268,53 +258,40 @@ class OutboxRelay:
             log.warning("outbox.topic_unavailable", topic=topic, error=repr(answer), retry_in=delay)
         return reachable
 
-    async def _delete(self, conn: Any, seqs: list[int]) -> None:
-        if not seqs:
-            return
-        # Losing this delete in a crash only republishes acknowledged rows under their
-        # stable ids, so it need not wait for the WAL flush.
-        async with conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit TO off")
-            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", seqs)
-
-    async def _park(self, conn: Any, rows: list[Any], errors: dict[int, BaseException]) -> None:
+    async def _park(
+        self, store: RelayStore, rows: list[Any], errors: dict[int, BaseException]
+    ) -> None:
         """Move refused rows to `outbox_parked` and announce each on the dead-letter topic,
         in one transaction."""
         moment = datetime.now(UTC)
-        async with conn.transaction():
-            for row in rows:
-                error = errors[row["seq"]]
-                reason = type(error).__name__
-                await conn.execute(
-                    "INSERT INTO outbox_parked"
-                    " (seq, event_id, topic, key, headers, value, bytes, reason, error,"
-                    " created_at, parked_at)"
-                    " SELECT seq, event_id, topic, key, headers, value, length(value), $2, $3,"
-                    " created_at, $4 FROM outbox WHERE seq = $1"
-                    " ON CONFLICT (seq) DO NOTHING",
-                    row["seq"],
-                    reason,
-                    str(error)[:1000],
-                    moment,
-                )
-                await conn.execute("DELETE FROM outbox WHERE seq = $1", row["seq"])
-                if row["topic"] != self._deadletter:
-                    await self._announce(conn, row, reason, str(error)[:1000], moment)
-                metrics.OUTBOX_PARKED.labels(reason).inc()
-                log.error(
-                    "outbox.row_parked",
-                    seq=row["seq"],
-                    event_id=row["event_id"],
-                    topic=row["topic"],
-                    bytes=len(row["value"]),
-                    reason=reason,
-                    error=str(error)[:300],
-                )
+        parkings = []
+        for row in rows:
+            error = errors[row["seq"]]
+            reason, text = type(error).__name__, str(error)[:1000]
+            announcement = None
+            if row["topic"] != self._deadletter:
+                announcement = self._announcement(row, reason, text, moment)
+            parkings.append(Parking(row["seq"], reason, text, announcement))
+        await store.park(parkings, moment, _HEADERS)
+        for row in rows:
+            error = errors[row["seq"]]
+            reason = type(error).__name__
+            metrics.OUTBOX_PARKED.labels(reason).inc()
+            log.error(
+                "outbox.row_parked",
+                seq=row["seq"],
+                event_id=row["event_id"],
+                topic=row["topic"],
+                bytes=len(row["value"]),
+                reason=reason,
+                error=str(error)[:300],
+            )
         self.parked += len(rows)
 
-    async def _announce(
-        self, conn: Any, row: Any, reason: str, error: str, moment: datetime
-    ) -> None:
+    def _announcement(
+        self, row: Any, reason: str, error: str, moment: datetime
+    ) -> tuple[str, str, bytes | None, bytes]:
+        """The `flowbus.outbox.parked` event for a parked row: (id, topic, key, value)."""
         key = _text(row["key"])
         event_id = str(uuid.uuid5(PARKED_NAMESPACE, f"{row['event_id']}|{row['seq']}"))
         at = rfc3339(moment)
@@ -335,15 +312,7 @@ class OutboxRelay:
                 "parkedAt": at,
             },
         )
-        await conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, headers, value)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5)",
-            event_id,
-            self._deadletter,
-            row["key"],
-            _HEADERS,
-            encode(event),
-        )
+        return event_id, self._deadletter, row["key"], encode(event)
 
 
 def _spoils_producer(error: BaseException) -> bool:

@@ -1,4 +1,5 @@
-"""Turns engine effects and dead letters into outbox rows, in the caller's transaction.
+"""Turns engine effects, notices and dead letters into outbox rows; the unit of work
+writes them in its transaction.
 
 The last line of defence on size: the engine fails a step whose output or published
 event is too large, but an event it could not foresee (an instance started with a large
@@ -15,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus import metrics
 from flowbus.config import TopicNames
@@ -24,18 +23,16 @@ from flowbus.engine.effects import EmitEvent, PublishEvent
 from flowbus.engine.limits import DEFAULT_LIMITS, Limits
 from flowbus.envelope import STRUCTURED_CONTENT_TYPE, cloudevent, encode
 from flowbus.limits import encoded_size
-from flowbus.store.tables import outbox
 
 log = structlog.get_logger(__name__)
 
-NOTIFY_CHANNEL = "flowbus_outbox"
 DEADLETTER_NAMESPACE = uuid.UUID("0d7e3f7a-5b8c-4c0e-9a51-3f3b2f0c8d42")
 _HEADERS = [["content-type", STRUCTURED_CONTENT_TYPE]]
 
 
 @dataclass(slots=True)
 class OutboxBatch:
-    """Rows to insert into the outbox at the end of a transaction."""
+    """Rows for the outbox, written by the unit of work before it commits."""
 
     source: str
     topics: TopicNames
@@ -142,15 +139,6 @@ class OutboxBatch:
             limit=limit,
         )
         return value
-
-    async def flush(self, conn: AsyncConnection) -> int:
-        """Insert the rows and wake the relay when the transaction commits."""
-        count = len(self.rows)
-        if count:
-            await conn.execute(insert(outbox), self.rows)
-            await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
-            self.rows = []
-        return count
 
 
 def _marker(size: int) -> dict[str, Any]:

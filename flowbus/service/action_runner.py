@@ -32,32 +32,29 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import InterfaceError as SqlInterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.actions.base import ActionContext
-from flowbus.actions.registry import ACTIONS
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.engine.inputs import ActionResult
-from flowbus.engine.run import rfc3339
 from flowbus.engine.state import ErrorInfo
+from flowbus.external.registry import EXECUTORS
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.loop import WorkLoop
-from flowbus.service.unit_of_work import ACTION_JOB, WorkReport
-from flowbus.store.tables import timers
+from flowbus.service.supervision import LONGEST_PAUSE, Backoff, first_line
+from flowbus.service.unit_of_work import WorkReport
+from flowbus.times import rfc3339
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_LEASE = timedelta(seconds=15)
-APPLY_BACKOFF_CAP = 5.0
+APPLY_BACKOFF_CAP = LONGEST_PAUSE
 """Longest pause between two tries to apply a result while the database is unreachable."""
 APPLY_FAILURES = 5
 """Failures to apply a result, other than an unreachable database, before it is given up."""
 
-_held_by = timers.c.payload["lease"].astext
 _UNREACHABLE = (
     OSError,
     TimeoutError,
@@ -103,7 +100,7 @@ class ActionRunner(WorkLoop):
             heartbeat.cancel()
             for task in self._running:
                 task.cancel()
-            for action in ACTIONS.values():
+            for action in EXECUTORS.values():
                 closer = getattr(action, "aclose", None)
                 if closer is not None:
                     with contextlib.suppress(Exception):
@@ -126,32 +123,8 @@ class ActionRunner(WorkLoop):
 
     async def _lease(self, limit: int, token: str) -> list[Any]:
         now = self._clock()
-        async with self._engine.begin() as conn:
-            due = (
-                select(timers.c.id)
-                .where(
-                    and_(
-                        timers.c.kind == ACTION_JOB,
-                        timers.c.due_at <= now,
-                        or_(timers.c.locked_until.is_(None), timers.c.locked_until < now),
-                    )
-                )
-                .order_by(timers.c.due_at, timers.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            rows = await conn.execute(
-                update(timers)
-                .where(timers.c.id.in_(due.scalar_subquery()))
-                .values(
-                    locked_until=now + self._lease_time,
-                    payload=timers.c.payload.op("||", return_type=JSONB)(
-                        func.jsonb_build_object("lease", token)
-                    ),
-                )
-                .returning(timers)
-            )
-            return list(rows)
+        async with self.transaction() as store:
+            return await store.timers.lease_jobs(now, now + self._lease_time, limit, token)
 
     async def _keep_leases(self) -> None:
         """Renew the leases of the jobs this worker holds, every third of the lease."""
@@ -165,22 +138,11 @@ class ActionRunner(WorkLoop):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("actions.lease_renewal_failed", error=str(exc).splitlines()[0])
+                log.warning("actions.lease_renewal_failed", error=first_line(exc))
 
     async def _renew(self, held: list[tuple[int, str]]) -> None:
-        async with self._engine.begin() as conn:
-            # Rows locked by an apply in progress are skipped, never waited for: no deadlock
-            # with a transaction that deletes this instance's timers.
-            mine = (
-                select(timers.c.id)
-                .where(tuple_(timers.c.id, _held_by).in_(held))
-                .with_for_update(skip_locked=True)
-            )
-            await conn.execute(
-                update(timers)
-                .where(timers.c.id.in_(mine.scalar_subquery()))
-                .values(locked_until=self._clock() + self._lease_time)
-            )
+        async with self.transaction() as store:
+            await store.timers.renew_leases(held, self._clock() + self._lease_time)
 
     async def _run_job(self, job: Any, token: str) -> None:
         try:
@@ -190,7 +152,7 @@ class ActionRunner(WorkLoop):
 
     async def _run_and_apply(self, job: Any, token: str) -> None:
         payload = job.payload
-        action = ACTIONS.get(payload["action"])
+        action = EXECUTORS.get(payload["action"])
         context = ActionContext(
             instance_id=str(job.instance_id),
             workflow_id=payload.get("workflowId", ""),
@@ -214,7 +176,7 @@ class ActionRunner(WorkLoop):
         try:
             if action is None:
                 raise LookupError(f"unknown action {payload['action']!r}")
-            output = await action.execute(payload["config"], context)
+            output = await action.run(payload["config"], context)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -227,7 +189,7 @@ class ActionRunner(WorkLoop):
             error=error,
             purpose=payload.get("purpose", "step"),
         )
-        delay, failures = 0.2, 0
+        backoff, failures = Backoff(cap=APPLY_BACKOFF_CAP), 0
         while True:
             try:
                 applied = await self._apply(job, token, result)
@@ -237,11 +199,10 @@ class ActionRunner(WorkLoop):
                 if not _database_unreachable(exc):
                     failures += 1
                     if failures >= APPLY_FAILURES:
-                        bound.error("action.result_not_applied", error=str(exc).splitlines()[0])
+                        bound.error("action.result_not_applied", error=first_line(exc))
                         return
-                bound.warning("action.result_apply_retrying", error=str(exc).splitlines()[0])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, APPLY_BACKOFF_CAP)
+                bound.warning("action.result_apply_retrying", error=first_line(exc))
+                await backoff.pause()
                 continue
             if not applied:
                 bound.info("action.result_dropped", reason="job no longer leased by this worker")
@@ -249,19 +210,11 @@ class ActionRunner(WorkLoop):
 
     async def _apply(self, job: Any, token: str, result: ActionResult) -> bool:
         """Apply `result` if this worker still holds the job; whether it did."""
-        now = self._clock()
-        async with self._engine.begin() as conn:
-            fenced = await conn.execute(
-                delete(timers)
-                .where(and_(timers.c.id == job.id, _held_by == token))
-                .returning(timers.c.id)
-            )
-            if fenced.first() is None:
+        async with self.unit_of_work(self._clock()) as uow:
+            if not await uow.timers.take_leased(job.id, token):
                 return False
-            work = self.unit_of_work(conn, now)
-            await work.deliver([(str(job.instance_id), result)])
-            report = await work.flush()
-        self._on_work(report)
+            await uow.deliver([(str(job.instance_id), result)])
+        self._on_work(uow.report)
         return True
 
 

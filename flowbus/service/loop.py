@@ -1,5 +1,5 @@
 """The shape every polling loop of the worker shares: rounds of work, a sleep between them
-that a local commit can cut short, and errors that are logged and retried, never fatal."""
+that a local commit can cut short, and failed rounds retried after a backoff, never fatal."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
 from flowbus.outbox.writer import OutboxBatch
+from flowbus.service.supervision import Backoff, first_line
 from flowbus.service.unit_of_work import UnitOfWork, WorkReport
+from flowbus.store.transaction import Transaction
 
 log = structlog.get_logger(__name__)
-
-ERROR_PAUSE = 1.0
 
 
 class WorkLoop(ABC):
@@ -47,20 +47,26 @@ class WorkLoop(ABC):
         """Start the next round now (called after a local commit that made work)."""
         self._wake.set()
 
-    def unit_of_work(self, conn: AsyncConnection, now: datetime) -> UnitOfWork:
-        return UnitOfWork(conn, self._catalog(), self._new_outbox(), now)
+    def unit_of_work(self, now: datetime) -> UnitOfWork:
+        return UnitOfWork(self._engine, self._catalog(), self._new_outbox(), now)
+
+    def transaction(self) -> Transaction:
+        """A transaction for bookkeeping that applies no engine work."""
+        return Transaction(self._engine)
 
     async def run(self) -> None:
-        """Rounds until cancelled; a failing round is logged and retried after a pause."""
+        """Rounds until cancelled; a failing round is logged and retried after a backoff."""
+        backoff = Backoff()
         while True:
             self._wake.clear()
             try:
                 pause = await self.round()
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(f"{self.name}.round_failed", error=str(exc).splitlines()[0])
-                pause = ERROR_PAUSE
+                log.warning(f"{self.name}.round_failed", error=first_line(exc))
+                pause = backoff.next_pause()
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from flowbus.actions.registry import check_action_config
-from flowbus.definitions.model import StepModel
+from flowbus.definitions.step import StepModel
 from flowbus.definitions.types import TemplateValue
 from flowbus.expressions import Template
-from flowbus.steps.base import StepType
+from flowbus.steps.base import StepCall, StepType
 
 if TYPE_CHECKING:
     from flowbus.engine.inputs import ActionResult
-    from flowbus.engine.run import StepCall
 
 
 class ActionStepModel(StepModel):

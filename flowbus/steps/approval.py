@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from flowbus.definitions.model import DefinitionModel, Duration, StepModel
-from flowbus.definitions.types import TemplateValue
+from flowbus.definitions.step import StepModel
+from flowbus.definitions.types import DefinitionModel, Duration, TemplateValue
 from flowbus.engine.effects import TrackApproval
 from flowbus.expressions import ExpressionError
-from flowbus.steps.base import StepType
+from flowbus.steps.base import StepCall, StepType
+from flowbus.times import parse_time, rfc3339
 
 if TYPE_CHECKING:
     from flowbus.engine.effects import TimerKind
     from flowbus.engine.inputs import ApprovalDecision
-    from flowbus.engine.run import StepCall
 
 APPROVAL_NAMESPACE = uuid.UUID("5e0d7c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6")
 
@@ -129,8 +129,6 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         self._track(step, call, "pending")
 
     def _set_deadline(self, step: ApprovalStepModel, call: StepCall, deadline: datetime) -> None:
-        from flowbus.engine.run import rfc3339
-
         call.state.data["deadline"] = rfc3339(deadline)
         call.set_timer("deadline", deadline)
         for before in step.remind_before:
@@ -143,7 +141,7 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         data = call.state.data
         reason = self._refusal(call, decision)
         if reason is not None:
-            refuse(call, decision, reason)
+            _refuse(call, decision, reason)
             return
         record = {
             "by": decision.decided_by,
@@ -270,6 +268,11 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         else:
             self._reject(step, call, result, "expired")
 
+    def on_stale_decision(
+        self, step: ApprovalStepModel, call: StepCall, decision: ApprovalDecision
+    ) -> None:
+        _refuse(call, decision, "unknown or closed approval")
+
     def on_cancel(self, step: ApprovalStepModel, call: StepCall) -> None:
         if "approvalId" in call.state.data:
             self._track(step, call, "cancelled")
@@ -285,13 +288,13 @@ class ApprovalStep(StepType[ApprovalStepModel]):
                 status=status,
                 assignees=tuple(data["assignees"]),
                 quorum=str(step.quorum),
-                deadline=data["deadline"],
+                deadline=parse_time(data["deadline"]) if data["deadline"] else None,
                 summary=data.get("summary"),
             )
         )
 
 
-def refuse(call: StepCall, decision: ApprovalDecision, reason: str) -> None:
+def _refuse(call: StepCall, decision: ApprovalDecision, reason: str) -> None:
     """A refused decision: an event says why, nothing else changes."""
     call.emit(
         "approvals",

@@ -9,17 +9,14 @@ with `onTrue` / `onFalse`. The step's output records the result.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from flowbus.definitions.model import DefinitionModel, StepModel
-from flowbus.definitions.types import CelExpression, QueryPath
+from flowbus.definitions.step import StepModel
+from flowbus.definitions.types import CelExpression, DefinitionModel, QueryPath
 from flowbus.expressions import ExpressionError, PathError
-from flowbus.steps.base import StepType
-
-if TYPE_CHECKING:
-    from flowbus.engine.run import StepCall
+from flowbus.steps.base import StepCall, StepType
 
 Operator = Literal[
     "equals", "not_equals", "contains", "gt", "gte", "lt", "lte", "in", "exists", "matches"

@@ -7,17 +7,14 @@ step before it an `onFailure` instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from flowbus.definitions.model import StepModel
+from flowbus.definitions.step import StepModel
 from flowbus.definitions.types import TemplateValue
 from flowbus.expressions import ExpressionError
-from flowbus.steps.base import StepType
-
-if TYPE_CHECKING:
-    from flowbus.engine.run import StepCall
+from flowbus.steps.base import StepCall, StepType
 
 
 class FailStepModel(StepModel):

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from flowbus.definitions.model import DefinitionModel, StepModel
-from flowbus.steps.base import StepType
+from flowbus.definitions.step import StepModel
+from flowbus.definitions.types import DefinitionModel
+from flowbus.steps.base import StepCall, StepType
+from flowbus.steps.parsing import parse_steps
 
 if TYPE_CHECKING:
-    from flowbus.engine.run import StepCall
     from flowbus.engine.state import ErrorInfo
 
 
@@ -28,8 +29,6 @@ class Branch(DefinitionModel):
     @field_validator("steps", mode="before")
     @classmethod
     def _typed_steps(cls, value: Any) -> Any:
-        from flowbus.steps.registry import parse_steps
-
         return parse_steps(value) if isinstance(value, list) else value
 
 

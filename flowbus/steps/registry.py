@@ -1,21 +1,24 @@
-"""The step-type registry: `type:` name -> step type. Register a new step type here."""
+"""The step-type registry: `type:` name -> step type. Register a new step type here.
+
+Loading the registry also registers each type's model with `parse_steps`, which is why
+definitions import `parse_steps` from here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from flowbus.definitions.errors import Problem
-from flowbus.definitions.model import StepModel
 from flowbus.steps.action import ActionStep
 from flowbus.steps.approval import ApprovalStep
 from flowbus.steps.base import StepType
 from flowbus.steps.condition import ConditionStep
 from flowbus.steps.fail import FailStep
 from flowbus.steps.parallel import ParallelStep
+from flowbus.steps.parsing import StepDefinitionError, parse_steps, register_step_models
 from flowbus.steps.subflow import SubflowStep
 from flowbus.steps.wait import WaitStep
+
+__all__ = ["STEP_TYPES", "StepDefinitionError", "parse_steps"]
 
 STEP_TYPES: dict[str, StepType[Any]] = {
     step_type.name: step_type
@@ -30,89 +33,4 @@ STEP_TYPES: dict[str, StepType[Any]] = {
     )
 }
 
-
-class StepDefinitionError(ValueError):
-    """Steps that do not validate; `problems` name each step and field."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(p.render(None).removeprefix("<definition>: ") for p in problems))
-
-
-def parse_steps(raw_steps: list[Any]) -> list[StepModel]:
-    """Validate raw steps, each with the model its `type` registers; report every problem."""
-    steps: list[StepModel] = []
-    problems: list[Problem] = []
-    for index, raw in enumerate(raw_steps):
-        try:
-            steps.append(parse_step(raw, index))
-        except StepDefinitionError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise StepDefinitionError(problems)
-    return steps
-
-
-def parse_step(raw: Any, index: int) -> StepModel:
-    """Validate one raw step with the model its `type` registers."""
-    if isinstance(raw, StepModel):
-        return raw
-    if not isinstance(raw, dict):
-        raise StepDefinitionError([Problem("a step must be an object", field=f"steps[{index}]")])
-    step_id = raw.get("id", raw.get("stepId"))
-    label = step_id if isinstance(step_id, str) else f"steps[{index}]"
-    kind = raw.get("type")
-    if kind not in STEP_TYPES:
-        known = ", ".join(sorted(STEP_TYPES))
-        message = f"unknown step type {kind!r}; known: {known}"
-        raise StepDefinitionError([Problem(message, field="type", step_id=label)])
-    try:
-        return STEP_TYPES[kind].model.model_validate(raw)
-    except ValidationError as exc:
-        raise StepDefinitionError(_problems(exc, label)) from None
-
-
-def _problems(exc: ValidationError, step_id: str) -> list[Problem]:
-    problems: list[Problem] = []
-    for err in exc.errors():
-        if _wrong_union_member(err):
-            continue
-        message = str(err["msg"]).removeprefix("Value error, ")
-        loc = [str(p) for p in err["loc"] if not _union_member(p)]
-        if err["type"] == "value_error" and not loc:
-            # Model-level checks say "field: message" themselves; several are joined by "; ".
-            for part in message.split("; "):
-                field, sep, detail = part.partition(": ")
-                if sep and " " not in field:
-                    problems.append(Problem(detail, field=field, step_id=step_id))
-                else:
-                    problems.append(Problem(part, step_id=step_id))
-            continue
-        if _nested_step_problem(err):
-            nested = err.get("ctx", {}).get("error")
-            if isinstance(nested, StepDefinitionError):
-                problems.extend(nested.problems)
-                continue
-        problems.append(Problem(message, field=".".join(loc) or None, step_id=step_id))
-    return _unique(problems)
-
-
-def _wrong_union_member(err: Any) -> bool:
-    # For `str | list[Transition]` given a list, pydantic also reports that it is not a
-    # string: noise, the other member's error is the real one.
-    tagged = any(_union_member(p) for p in err["loc"])
-    return tagged and str(err["type"]).endswith("_type")
-
-
-def _union_member(part: Any) -> bool:
-    # pydantic names the union member it tried ("str", "list[Transition]", "int").
-    return isinstance(part, str) and (part in {"str", "int", "bool"} or "[" in part)
-
-
-def _nested_step_problem(err: Any) -> bool:
-    return isinstance(err.get("ctx", {}).get("error"), StepDefinitionError)
-
-
-def _unique(problems: list[Problem]) -> list[Problem]:
-    seen: set[Problem] = set()
-    return [p for p in problems if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
+register_step_models({name: step_type.model for name, step_type in STEP_TYPES.items()})

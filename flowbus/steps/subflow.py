@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from flowbus.definitions.model import StepModel
+from flowbus.definitions.step import StepModel
 from flowbus.definitions.types import TemplateValue
 from flowbus.engine.effects import CancelChild, StartChild
 from flowbus.expressions import ExpressionError
-from flowbus.steps.base import StepType
+from flowbus.steps.base import StepCall, StepType
 
 if TYPE_CHECKING:
     from flowbus.engine.inputs import ChildFinished
-    from flowbus.engine.run import StepCall
 
 CHILD_NAMESPACE = uuid.UUID("c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f")
 

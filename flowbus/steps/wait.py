@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from flowbus.definitions.model import DefinitionModel, Duration, StepModel
-from flowbus.definitions.types import QueryPath, TemplateValue
+from flowbus.definitions.step import StepModel
+from flowbus.definitions.types import DefinitionModel, Duration, QueryPath, TemplateValue
 from flowbus.engine.effects import Subscribe, Unsubscribe
 from flowbus.expressions import ExpressionError
-from flowbus.steps.base import StepType
+from flowbus.steps.base import StepCall, StepType
+from flowbus.times import parse_time
 
 if TYPE_CHECKING:
     from flowbus.engine.effects import TimerKind
-    from flowbus.engine.run import StepCall
 
 
 class EventWait(DefinitionModel):
@@ -119,7 +119,4 @@ class WaitStep(StepType[WaitStepModel]):
 def _moment(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"expected an RFC 3339 time, got {value!r}")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{value!r} has no time zone")
-    return moment
+    return parse_time(value)

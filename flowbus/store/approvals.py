@@ -5,69 +5,59 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowbus.engine.effects import TrackApproval
+from flowbus.engine.state import InstanceState
 from flowbus.store.tables import approvals
 
 
-async def upsert_approvals(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = insert(approvals)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["approval_id"],
-            set_={
-                "status": stmt.excluded.status,
-                "assignees": stmt.excluded.assignees,
-                "deadline": stmt.excluded.deadline,
-                "updated_at": func.now(),
-            },
-        ),
-        list(rows),
-    )
+def approval_row(state: InstanceState, effect: TrackApproval) -> dict[str, Any]:
+    """The row of an approval an instance tracks."""
+    return {
+        "approval_id": effect.approval_id,
+        "instance_id": state.id,
+        "workflow_id": state.workflow_id,
+        "workflow_version": state.version,
+        "step_id": effect.step_id,
+        "attempt": effect.attempt,
+        "status": effect.status,
+        "assignees": list(effect.assignees),
+        "quorum": effect.quorum,
+        "deadline": effect.deadline,
+        "summary": effect.summary,
+    }
 
 
-async def find_approvals(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, Any]:
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(approvals).where(approvals.c.approval_id.in_(sorted(set(ids))))
-    )
-    return {str(row.approval_id): row for row in rows}
+class ApprovalRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
 
+    async def save(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert approvals, or update the status, assignees and deadline of known ones."""
+        if not rows:
+            return
+        stmt = insert(approvals)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["approval_id"],
+                set_={
+                    "status": stmt.excluded.status,
+                    "assignees": stmt.excluded.assignees,
+                    "deadline": stmt.excluded.deadline,
+                    "updated_at": func.now(),
+                },
+            ),
+            list(rows),
+        )
 
-async def pending_approvals(
-    conn: AsyncConnection,
-    *,
-    assignee: str | None = None,
-    workflow_id: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Pending approvals, oldest first; `assignee` is an entry such as user:alice or group:x."""
-    condition = approvals.c.status == "pending"
-    if workflow_id is not None:
-        condition = and_(condition, approvals.c.workflow_id == workflow_id)
-    if assignee is not None:
-        entries = [assignee] if ":" in assignee else [assignee, f"user:{assignee}"]
-        condition = and_(condition, or_(*(approvals.c.assignees.contains([e]) for e in entries)))
-    rows = await conn.execute(
-        select(approvals).where(condition).order_by(approvals.c.created_at).limit(limit)
-    )
-    return [
-        {
-            "approvalId": str(r.approval_id),
-            "instanceId": str(r.instance_id),
-            "workflowId": r.workflow_id,
-            "workflowVersion": r.workflow_version,
-            "stepId": r.step_id,
-            "assignees": r.assignees,
-            "quorum": r.quorum,
-            "deadline": r.deadline.isoformat() if r.deadline else None,
-            "summary": r.summary,
-            "createdAt": r.created_at.isoformat(),
-        }
-        for r in rows
-    ]
+    async def find(self, ids: Sequence[str]) -> dict[str, Any]:
+        """The rows of the approvals among `ids` that exist, by approval id."""
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(approvals).where(approvals.c.approval_id.in_(sorted(set(ids))))
+        )
+        return {str(row.approval_id): row for row in rows}

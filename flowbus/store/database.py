@@ -1,23 +1,60 @@
-"""The async SQLAlchemy engine and schema migrations."""
+"""The async SQLAlchemy engine, schema migrations, and plain connections for notifications."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(
     os.environ.get("FLOWBUS_MIGRATIONS_DIR", Path(__file__).resolve().parents[2] / "migrations")
 )
 
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    DBAPIError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+)
+"""Failures of the database connection, not of the work: the work is tried again."""
+
 
 class DatabaseNotConfigured(RuntimeError):
     """No database URL was given."""
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The URL for a plain asyncpg connection (LISTEN, the relay's session lock)."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    database_url: str, channel: str, callback: Callable[[], None]
+) -> AsyncIterator[None]:
+    """Call `callback` on every notification on `channel` while inside."""
+    conn: Any = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.add_listener(channel, lambda *_: callback())
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(conn.close())
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers a trivial query."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def _json_dumps(value: Any) -> str:

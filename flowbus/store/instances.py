@@ -1,4 +1,4 @@
-"""Instance rows and their step history: insert, lock, update."""
+"""Instance rows and their step history: insert, lock, update, purge."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.engine.effects import RecordAttempt
-from flowbus.engine.state import InstanceState
+from flowbus.engine.state import InstanceState, InstanceStatus
 from flowbus.store.tables import instances, step_executions
+from flowbus.times import parse_time
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if value is None else parse_time(value)
 
 
 def instance_row(state: InstanceState, trigger_event_id: str | None = None) -> dict[str, Any]:
@@ -40,101 +41,144 @@ def instance_row(state: InstanceState, trigger_event_id: str | None = None) -> d
     }
 
 
-async def insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert instances whose id is not taken yet; return the ids actually inserted.
+_SAVE = (
+    update(instances)
+    .where(instances.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("status"),
+        state=bindparam("state"),
+        output=bindparam("output"),
+        error=bindparam("error"),
+        updated_at=bindparam("updated_at"),
+        completed_at=bindparam("completed_at"),
+    )
+)
 
-    Instance ids derive from the triggering event, so a redelivered event maps onto the
-    existing row and inserts nothing.
+_PURGE = text(
     """
-    if not rows:
-        return set()
-    # executemany (batched into multi-row INSERTs by the driver layer) keeps one cached
-    # statement; a .values(list) statement would be compiled anew for every batch size.
-    result = await conn.execute(
-        insert(instances)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(instances.c.id, sort_by_parameter_order=True),
-        list(rows),
+    WITH gone AS (
+        DELETE FROM instances
+        WHERE workflow_id = :workflow_id AND completed_at IS NOT NULL AND completed_at < :before
+        RETURNING id
+    ), history AS (
+        DELETE FROM step_executions WHERE instance_id IN (SELECT id FROM gone)
     )
-    return {str(row[0]) for row in result if row[0] is not None}
+    SELECT count(*) FROM gone
+    """
+)
 
 
-async def lock_states(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, InstanceState]:
-    """Lock instances (in id order, so concurrent batches cannot deadlock) and load them."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = await conn.execute(
-        select(instances.c.id, instances.c.state)
-        .where(instances.c.id.in_(wanted))
-        .order_by(instances.c.id)
-        .with_for_update()
-    )
-    return {str(row.id): InstanceState.model_validate(row.state) for row in rows}
+class InstanceRepository:
+    """Instances and their step history, in the caller's transaction."""
 
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
 
-async def save_states(conn: AsyncConnection, states: Sequence[InstanceState]) -> None:
-    if not states:
-        return
-    rows = []
-    for state in states:
-        row = instance_row(state)
-        rows.append(
-            {
-                "b_id": state.id,
-                "status": row["status"],
-                "state": row["state"],
-                "output": row["output"],
-                "error": row["error"],
-                "updated_at": row["updated_at"],
-                "completed_at": row["completed_at"],
+    async def insert_new(
+        self, states: Sequence[InstanceState], trigger_event_ids: Sequence[str | None]
+    ) -> set[str]:
+        """Insert instances whose id is not taken yet; return the ids actually inserted.
+
+        Instance ids derive from the triggering event, so a redelivered event maps onto the
+        existing row and inserts nothing.
+        """
+        if not states:
+            return set()
+        rows = [
+            instance_row(state, trigger_event_id=event_id)
+            for state, event_id in zip(states, trigger_event_ids, strict=True)
+        ]
+        # executemany (batched into multi-row INSERTs by the driver layer) keeps one cached
+        # statement; a .values(list) statement would be compiled anew for every batch size.
+        result = await self._conn.execute(
+            insert(instances)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(instances.c.id, sort_by_parameter_order=True),
+            rows,
+        )
+        return {str(row[0]) for row in result if row[0] is not None}
+
+    async def lock(self, ids: Iterable[str]) -> dict[str, InstanceState]:
+        """Lock instances (in id order, so concurrent batches cannot deadlock) and load them."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self._conn.execute(
+            select(instances.c.id, instances.c.state)
+            .where(instances.c.id.in_(wanted))
+            .order_by(instances.c.id)
+            .with_for_update()
+        )
+        return {str(row.id): InstanceState.model_validate(row.state) for row in rows}
+
+    async def lock_status(
+        self, ids: Iterable[str]
+    ) -> dict[str, tuple[InstanceStatus, dict[str, Any] | None]]:
+        """Status and error of instances (locked in id order, as `lock` locks)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = await self._conn.execute(
+            select(instances.c.id, instances.c.status, instances.c.state["error"].label("error"))
+            .where(instances.c.id.in_(wanted))
+            .order_by(instances.c.id)
+            .with_for_update()
+        )
+        return {str(row.id): (InstanceStatus(row.status), row.error) for row in rows}
+
+    async def save(self, states: Sequence[InstanceState]) -> None:
+        if not states:
+            return
+        rows = []
+        for state in states:
+            row = instance_row(state)
+            rows.append(
+                {
+                    "b_id": state.id,
+                    "status": row["status"],
+                    "state": row["state"],
+                    "output": row["output"],
+                    "error": row["error"],
+                    "updated_at": row["updated_at"],
+                    "completed_at": row["completed_at"],
+                }
+            )
+        await self._conn.execute(_SAVE, rows)
+
+    async def record_attempts(self, attempts: Iterable[tuple[str, RecordAttempt]]) -> None:
+        """Upsert step attempts; several records of one attempt collapse to the last."""
+        latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for instance_id, a in attempts:
+            latest[(instance_id, a.step_id, a.attempt)] = {
+                "instance_id": instance_id,
+                "step_id": a.step_id,
+                "attempt": a.attempt,
+                "step_type": a.step_type,
+                "status": a.status,
+                "input": a.input,
+                "output": a.output,
+                "error": a.error.model_dump(mode="json") if a.error else None,
+                "started_at": _parse_time(a.started_at),
+                "finished_at": _parse_time(a.finished_at),
             }
+        if not latest:
+            return
+        stmt = insert(step_executions)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["instance_id", "step_id", "attempt"],
+                set_={
+                    "status": stmt.excluded.status,
+                    "output": stmt.excluded.output,
+                    "error": stmt.excluded.error,
+                    "finished_at": stmt.excluded.finished_at,
+                },
+            ),
+            list(latest.values()),
         )
-    stmt = (
-        update(instances)
-        .where(instances.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("status"),
-            state=bindparam("state"),
-            output=bindparam("output"),
-            error=bindparam("error"),
-            updated_at=bindparam("updated_at"),
-            completed_at=bindparam("completed_at"),
-        )
-    )
-    await conn.execute(stmt, rows)
 
-
-async def record_attempts(
-    conn: AsyncConnection, attempts: Iterable[tuple[str, RecordAttempt]]
-) -> None:
-    """Upsert step attempts; several records of one attempt in a batch collapse to the last."""
-    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for instance_id, a in attempts:
-        latest[(instance_id, a.step_id, a.attempt)] = {
-            "instance_id": instance_id,
-            "step_id": a.step_id,
-            "attempt": a.attempt,
-            "step_type": a.step_type,
-            "status": a.status,
-            "input": a.input,
-            "output": a.output,
-            "error": a.error,
-            "started_at": _parse_time(a.started_at),
-            "finished_at": _parse_time(a.finished_at),
-        }
-    if not latest:
-        return
-    stmt = insert(step_executions)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["instance_id", "step_id", "attempt"],
-            set_={
-                "status": stmt.excluded.status,
-                "output": stmt.excluded.output,
-                "error": stmt.excluded.error,
-                "finished_at": stmt.excluded.finished_at,
-            },
-        ),
-        list(latest.values()),
-    )
+    async def purge_ended(self, workflow_id: str, before: datetime) -> int:
+        """Delete the instances of `workflow_id` that ended before `before`, with their
+        step history; how many."""
+        count = await self._conn.scalar(_PURGE, {"workflow_id": workflow_id, "before": before})
+        return int(count or 0)

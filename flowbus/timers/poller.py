@@ -1,6 +1,6 @@
 """Durable timers and the inbox: due rows are claimed with FOR UPDATE SKIP LOCKED, so any
 number of workers share them and none fires twice; each claim is applied and deleted in
-one transaction."""
+one transaction. Timers of a paused instance wait for the resume (the store's pause rule)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
@@ -17,13 +16,10 @@ from flowbus.engine.inputs import EngineInput, TimerFired
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.codec import decode_input
 from flowbus.service.loop import WorkLoop
-from flowbus.service.unit_of_work import ACTION_JOB, INBOX, WorkReport
-from flowbus.store.tables import event_buffer, instances, timers
+from flowbus.service.unit_of_work import WorkReport
+from flowbus.store.timers import INBOX
 
 log = structlog.get_logger(__name__)
-
-# Timers that wait while their instance is paused; a workflow timeout does not.
-_HELD_WHEN_PAUSED = ("retry", "wait", "wait_timeout", "step_timeout", "deadline")
 
 
 class TimerPoller(WorkLoop):
@@ -57,43 +53,19 @@ class TimerPoller(WorkLoop):
 
     async def fire_due(self) -> int:
         """Claim due timers and inbox rows, apply them, delete them: one transaction."""
-        now = self._clock()
-        async with self._engine.begin() as conn:
-            paused = select(instances.c.id).where(instances.c.status == "paused")
-            rows = (
-                await conn.execute(
-                    select(timers)
-                    .where(
-                        and_(
-                            timers.c.due_at <= now,
-                            timers.c.kind != ACTION_JOB,
-                            or_(
-                                timers.c.kind.not_in(_HELD_WHEN_PAUSED),
-                                timers.c.instance_id.not_in(paused),
-                            ),
-                        )
-                    )
-                    .order_by(timers.c.due_at, timers.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True, of=timers)
-                )
-            ).all()
+        async with self.unit_of_work(self._clock()) as uow:
+            rows = await uow.timers.claim_due(uow.now, self._batch_size)
             if not rows:
                 return 0
-            work = self.unit_of_work(conn, now)
-            await work.deliver([(str(row.instance_id), _input(row)) for row in rows])
-            await conn.execute(delete(timers).where(timers.c.id.in_([row.id for row in rows])))
-            report = await work.flush()
+            await uow.deliver([(str(row.instance_id), _input(row)) for row in rows])
+            await uow.timers.delete([row.id for row in rows])
         self.fired += len(rows)
-        self._on_work(report)
+        self._on_work(uow.report)
         return len(rows)
 
     async def purge_expired_events(self) -> int:
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                delete(event_buffer).where(event_buffer.c.expires_at < self._clock())
-            )
-        return int(result.rowcount or 0)
+        async with self.transaction() as store:
+            return await store.event_buffer.purge_expired(self._clock())
 
 
 def _input(row: Any) -> EngineInput:

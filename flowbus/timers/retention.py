@@ -7,25 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
+from flowbus.store.transaction import Transaction
 
 log = structlog.get_logger(__name__)
-
-_PURGE = text(
-    """
-    WITH gone AS (
-        DELETE FROM instances
-        WHERE workflow_id = :workflow_id AND completed_at IS NOT NULL AND completed_at < :before
-        RETURNING id
-    ), history AS (
-        DELETE FROM step_executions WHERE instance_id IN (SELECT id FROM gone)
-    )
-    SELECT count(*) FROM gone
-    """
-)
 
 
 class RetentionPurge:
@@ -56,11 +43,9 @@ class RetentionPurge:
             retention = definition.execution_log.retention
             if retention is None:
                 continue
-            async with self._engine.begin() as conn:
-                count = await conn.scalar(
-                    _PURGE, {"workflow_id": definition.id, "before": now - retention}
-                )
+            async with Transaction(self._engine) as store:
+                count = await store.instances.purge_ended(definition.id, now - retention)
             if count:
-                purged += int(count)
-                log.info("retention.purged", workflow_id=definition.id, instances=int(count))
+                purged += count
+                log.info("retention.purged", workflow_id=definition.id, instances=count)
         return purged

@@ -17,25 +17,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus.definitions.catalog import DefinitionCatalog
-from flowbus.definitions.model import Schedule, TransformError, Trigger, WorkflowDefinition
-from flowbus.engine.run import rfc3339
+from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.triggers import Schedule, TransformError, Trigger
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.loop import WorkLoop
-from flowbus.service.unit_of_work import StartRequest, UnitOfWork, WorkReport
+from flowbus.service.unit_of_work import StartRequest, WorkReport
 from flowbus.store.definitions import active_definitions
-from flowbus.store.tables import schedules
+from flowbus.store.schedules import Advance, ScheduleKey, ScheduleRow
+from flowbus.times import rfc3339
 
 log = structlog.get_logger(__name__)
 
 SCHEDULE_NAMESPACE = uuid.UUID("5c1f0e62-8a43-4d2b-b7e9-0f6a3d9c2e71")
-# Serializes syncs, so the last one to commit is the one that read the newest definitions.
-_SYNC_LOCK = 0x666C6F7762757301
 # Ticks started per schedule in one round; a schedule further behind continues next round.
 _TICKS_PER_ROUND = 100
 
@@ -149,18 +145,10 @@ class ScheduleLoop(WorkLoop):
         tick from now; an unchanged one keeps its next due tick, so ticks missed while no
         worker ran are still found.
         """
-        async with self._engine.begin() as conn:
-            await conn.execute(select(func.pg_advisory_xact_lock(_SYNC_LOCK)))
-            active = await active_definitions(conn)
-            rows = _schedule_rows(active, self._clock())
-            await _upsert(conn, rows)
-            keys = [(row["workflow_id"], row["trigger_index"]) for row in rows]
-            stale = delete(schedules)
-            if keys:
-                stale = stale.where(
-                    tuple_(schedules.c.workflow_id, schedules.c.trigger_index).not_in(keys)
-                )
-            await conn.execute(stale)
+        async with self.transaction() as store:
+            await store.schedules.lock_for_sync()
+            active = await active_definitions(store.conn)
+            await store.schedules.replace(_schedule_rows(active, self._clock()))
         self.wake()
 
     async def fire_due(self) -> int:
@@ -170,22 +158,13 @@ class ScheduleLoop(WorkLoop):
         known = _loaded_schedules(catalog)
         if not known:
             return 0
-        async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(schedules)
-                    .where(and_(schedules.c.next_due <= now, _among(known)))
-                    .order_by(schedules.c.next_due)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        async with self.unit_of_work(now) as uow:
+            rows = await uow.schedules.claim_due(now, list(known), self._batch_size)
             if not rows:
                 return 0
-            work = UnitOfWork(conn, catalog, self._new_outbox(), now)
             # By instance id: two schedule triggers of one workflow ticking together start it once.
             starts: dict[str, StartRequest] = {}
-            advanced: list[dict[str, Any]] = []
+            advanced: list[Advance] = []
             fired: list[tuple[str, int, list[str]]] = []
             for row in rows:
                 definition, index, trigger = known[
@@ -214,33 +193,14 @@ class ScheduleLoop(WorkLoop):
                             trigger_index=index,
                             scheduled_time=rfc3339(tick.at),
                         )
+                last_tick = plan.fire[-1].at if plan.fire else row.last_tick
                 advanced.append(
-                    {
-                        "b_workflow_id": row.workflow_id,
-                        "b_trigger_index": row.trigger_index,
-                        "next_due": plan.next_due,
-                        "last_tick": plan.fire[-1].at if plan.fire else row.last_tick,
-                    }
+                    Advance(row.workflow_id, row.trigger_index, plan.next_due, last_tick)
                 )
             if starts:
-                await work.start(list(starts.values()))
-            report = await work.flush()
-            if advanced:
-                await conn.execute(
-                    update(schedules)
-                    .where(
-                        and_(
-                            schedules.c.workflow_id == bindparam("b_workflow_id"),
-                            schedules.c.trigger_index == bindparam("b_trigger_index"),
-                        )
-                    )
-                    .values(
-                        next_due=bindparam("next_due"),
-                        last_tick=bindparam("last_tick"),
-                        updated_at=func.now(),
-                    ),
-                    advanced,
-                )
+                await uow.start(list(starts.values()))
+            await uow.schedules.advance(advanced)
+        report = uow.report
         self.started += len(report.started)
         for workflow_id, index, ticks in fired:
             log.info("schedule.fired", workflow_id=workflow_id, trigger_index=index, ticks=ticks)
@@ -251,59 +211,32 @@ class ScheduleLoop(WorkLoop):
         known = _loaded_schedules(self._catalog())
         if not known:
             return self._max_sleep
-        async with self._engine.connect() as conn:
-            due: datetime | None = (
-                await conn.execute(select(func.min(schedules.c.next_due)).where(_among(known)))
-            ).scalar()
+        async with self.transaction() as store:
+            due = await store.schedules.next_due(list(known))
         if due is None:
             return self._max_sleep
         wait = (due - self._clock()).total_seconds()
         return min(max(wait, 0.01), self._max_sleep)
 
 
-def _schedule_rows(active: Sequence[WorkflowDefinition], now: datetime) -> list[dict[str, Any]]:
+def _schedule_rows(active: Sequence[WorkflowDefinition], now: datetime) -> list[ScheduleRow]:
     return [
-        {
-            "workflow_id": definition.id,
-            "trigger_index": index,
-            "cron": trigger.schedule.cron,
-            "timezone": trigger.schedule.timezone,
-            "next_due": trigger.schedule.next_after(now),
-        }
+        ScheduleRow(
+            workflow_id=definition.id,
+            trigger_index=index,
+            cron=trigger.schedule.cron,
+            timezone=trigger.schedule.timezone,
+            next_due=trigger.schedule.next_after(now),
+        )
         for definition in active
         for index, trigger in enumerate(definition.triggers)
         if trigger.schedule is not None
     ]
 
 
-async def _upsert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = pg_insert(schedules).values(rows)
-    changed = or_(
-        schedules.c.cron != stmt.excluded.cron,
-        schedules.c.timezone != stmt.excluded.timezone,
-    )
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[schedules.c.workflow_id, schedules.c.trigger_index],
-            set_={
-                "cron": stmt.excluded.cron,
-                "timezone": stmt.excluded.timezone,
-                "next_due": stmt.excluded.next_due,
-                "updated_at": func.now(),
-            },
-            where=changed,
-        )
-    )
-
-
-_ScheduleKey = tuple[str, int, str, str]
-
-
 def _loaded_schedules(
     catalog: DefinitionCatalog,
-) -> dict[_ScheduleKey, tuple[WorkflowDefinition, int, Trigger]]:
+) -> dict[ScheduleKey, tuple[WorkflowDefinition, int, Trigger]]:
     """The schedule triggers of this worker's active definitions, keyed like their rows.
 
     A worker only claims rows it has loaded the same schedule for: one that lags behind a
@@ -319,15 +252,6 @@ def _loaded_schedules(
         for index, trigger in enumerate(definition.triggers)
         if trigger.schedule is not None
     }
-
-
-def _among(known: dict[_ScheduleKey, Any]) -> ColumnElement[bool]:
-    return tuple_(
-        schedules.c.workflow_id,
-        schedules.c.trigger_index,
-        schedules.c.cron,
-        schedules.c.timezone,
-    ).in_(list(known))
 
 
 def _start_request(

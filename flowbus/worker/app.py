@@ -4,7 +4,6 @@ timer poller, the action runner and the definition watcher running beside them."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
@@ -12,44 +11,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import asyncpg
 import faust
 import structlog
 from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flowbus import metrics
 from flowbus.approvals.tokens import DecisionVerifier
 from flowbus.config import Settings
 from flowbus.definitions.catalog import DefinitionCatalog
-from flowbus.definitions.loader import load_path
 from flowbus.engine.limits import Limits
-from flowbus.engine.run import rfc3339
 from flowbus.envelope import RecordLimits
-from flowbus.ingest.batch import BatchReport, dead_letter
+from flowbus.ingest.batch import dead_letter
 from flowbus.ingest.commands import CommandIngest
 from flowbus.ingest.decisions import DecisionIngest
 from flowbus.ingest.records import ConsumedRecord
 from flowbus.ingest.triggers import TriggerIngest
 from flowbus.limits import JsonLimits
-from flowbus.outbox.relay import OutboxRelay, asyncpg_dsn
+from flowbus.outbox.relay import OutboxRelay
 from flowbus.outbox.writer import OutboxBatch
 from flowbus.service.action_runner import ActionRunner
-from flowbus.service.unit_of_work import WorkReport
-from flowbus.store.database import create_engine, current_revision, head_revision
-from flowbus.store.definitions import active_definitions, all_documents, save_definition
-from flowbus.store.offsets import advance_positions, lock_positions
+from flowbus.service.definitions import store_definition_files
+from flowbus.service.reports import BatchReport, WorkReport
+from flowbus.service.supervision import Backoff, first_line, supervise
+from flowbus.service.unit_of_work import UnitOfWork
+from flowbus.store.database import (
+    TRANSIENT_ERRORS,
+    create_engine,
+    current_revision,
+    head_revision,
+    listening,
+)
+from flowbus.store.definitions import active_definitions, all_documents
 from flowbus.timers.poller import TimerPoller
 from flowbus.timers.retention import RetentionPurge
 from flowbus.timers.schedules import ScheduleLoop
+from flowbus.times import rfc3339
 
 log = structlog.get_logger(__name__)
 
 DEFINITIONS_CHANNEL = "flowbus_definitions"
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-TRANSIENT = (OperationalError, DBAPIError, OSError, asyncpg.PostgresConnectionError)
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -144,11 +146,8 @@ class WorkerRuntime:
     async def apply_workflows_dir(self) -> None:
         """Store the definitions of `workflows_dir` (new versions only when they changed)."""
         directory = self.settings.workflows_dir
-        if not directory.exists():
-            return
-        for definition in load_path(directory):
-            async with self.engine.begin() as conn:
-                await save_definition(conn, definition)
+        if directory.exists():
+            await store_definition_files(self.engine, directory)
 
     async def reload_definitions(self) -> None:
         async with self.engine.connect() as conn:
@@ -167,19 +166,13 @@ class WorkerRuntime:
 
     async def watch_definitions(self) -> None:
         """Reload when any worker or the CLI stores a definition (LISTEN/NOTIFY)."""
-        while True:
-            conn: Any = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-            changed = asyncio.Event()
-            await conn.add_listener(DEFINITIONS_CHANNEL, _setter(changed))
-            try:
+        changed = asyncio.Event()
+        async with listening(self.settings.database_url, DEFINITIONS_CHANNEL, changed.set):
+            await self.reload_definitions()
+            while True:
+                await changed.wait()
+                changed.clear()
                 await self.reload_definitions()
-                while True:
-                    await changed.wait()
-                    changed.clear()
-                    await self.reload_definitions()
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(conn.close())
 
     async def apply_batch(
         self,
@@ -192,16 +185,14 @@ class WorkerRuntime:
         the batch; a record that fails on its own is dead-lettered with the error, so a
         poisonous record cannot hold up its partition.
         """
-        attempt = 0
+        backoff = Backoff()
         while True:
             try:
                 began = time.perf_counter()
                 result = await apply(records)
-            except TRANSIENT as exc:
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                attempt += 1
-                log.warning("batch.retry", error=str(exc).splitlines()[0], attempt=attempt)
-                await asyncio.sleep(delay)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("batch.retry", error=first_line(exc), attempt=backoff.failures + 1)
+                await backoff.pause()
                 continue
             except Exception:
                 if len(records) > 1:
@@ -216,46 +207,29 @@ class WorkerRuntime:
             return
 
     async def _dead_letter_alone(self, record: ConsumedRecord) -> None:
+        backoff = Backoff()
+        group = self.settings.consumer_group
+        tp = (record.topic, record.partition)
         while True:
+            now = datetime.now(UTC)
             try:
-                async with self.engine.begin() as conn:
-                    tp = (record.topic, record.partition)
-                    positions = await lock_positions(conn, self.settings.consumer_group, [tp])
+                async with UnitOfWork(self.engine, self.catalog, self.new_outbox(), now) as uow:
+                    positions = await uow.offsets.lock(group, [tp])
                     if record.offset < positions.get(tp, 0):
                         return
-                    outbox = self.new_outbox()
                     dead_letter(
-                        outbox,
+                        uow.events,
                         record,
-                        rfc3339(datetime.now(UTC)),
+                        rfc3339(now),
                         "internal error while applying the event; see the worker log",
                     )
-                    await outbox.flush(conn)
-                    await advance_positions(
-                        conn, self.settings.consumer_group, {tp: record.offset + 1}
-                    )
+                    await uow.offsets.advance(group, {tp: record.offset + 1})
                 self.relay.wake()
                 metrics.observe_dead_letter(record, self.settings.topics)
                 return
-            except TRANSIENT as exc:
-                log.warning("batch.retry", error=str(exc).splitlines()[0])
-                await asyncio.sleep(1.0)
-
-
-async def guarded(name: str, loop: Callable[[], Awaitable[None]]) -> None:
-    """Run a background loop forever: an escaping error would stop the whole worker."""
-    while True:
-        try:
-            await loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("loop.restarting", loop=name, error=str(exc).splitlines()[0])
-            await asyncio.sleep(1.0)
-
-
-def _setter(event: asyncio.Event) -> Any:
-    return lambda *_: event.set()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("batch.retry", error=first_line(exc))
+                await backoff.pause()
 
 
 class FlowbusApp(faust.App):
@@ -329,7 +303,7 @@ def create_app(settings: Settings) -> FlowbusApp:
 
 def _task(name: str, loop: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     async def task() -> None:
-        await guarded(name, loop)
+        await supervise(name, loop)
 
     task.__name__ = f"flowbus_{name}"
     return task

@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from flowbus.devstack.kafka import BrokerError, KafkaBroker, fetch_kafka
-from flowbus.devstack.ports import free_port, process_cmdline
+from flowbus.devstack.ports import free_port
+from flowbus.devstack.server import process_cmdline
 
 pytestmark = pytest.mark.integration
 

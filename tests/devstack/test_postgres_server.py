@@ -12,8 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from flowbus.devstack.ports import free_port, process_cmdline, read_pid
+from flowbus.devstack.ports import free_port
 from flowbus.devstack.postgres import DatabaseServerError, PostgresServer
+from flowbus.devstack.server import process_cmdline, read_pid
 
 pytestmark = pytest.mark.integration
 

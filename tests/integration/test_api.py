@@ -1080,15 +1080,14 @@ async def test_a_wrong_method_is_a_405_problem(world: World) -> None:
 # -- the command line --------------------------------------------------------------------
 
 
-async def flowbus_remote(world: World, *args: str, role: str = "admin") -> tuple[int, str, str]:
-    """Run `flowbus remote ARGS --api URL` with a token of `role`."""
+async def flowbus_cli(world: World, *args: str, role: str = "admin") -> tuple[int, str, str]:
+    """Run `flowbus ARGS --api-url URL` with a token of `role`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "flowbus",
-        "remote",
         *args,
-        "--api",
+        "--api-url",
         world.api.url,
         env={**os.environ, "FLOWBUS_API_TOKEN": token(role)},
         stdout=asyncio.subprocess.PIPE,
@@ -1101,9 +1100,9 @@ async def flowbus_remote(world: World, *args: str, role: str = "admin") -> tuple
 
 async def test_the_cli_lists_draws_starts_and_shows_through_the_api(world: World) -> None:
     listed, drawn, started = await asyncio.gather(
-        flowbus_remote(world, "definitions", "list"),
-        flowbus_remote(world, "definitions", "graph", "api-orders"),
-        flowbus_remote(
+        flowbus_cli(world, "definitions", "list"),
+        flowbus_cli(world, "definitions", "graph", "api-orders"),
+        flowbus_cli(
             world,
             "instances",
             "start",
@@ -1123,7 +1122,7 @@ async def test_the_cli_lists_draws_starts_and_shows_through_the_api(world: World
     assert started[0] == 0, started[2]
     instance_id = orjson.loads(started[1])["instanceId"]
     await world.wait_status(instance_id, "completed")
-    code, shown, _ = await flowbus_remote(world, "instances", "show", instance_id, role="viewer")
+    code, shown, _ = await flowbus_cli(world, "instances", "show", instance_id, role="viewer")
     assert code == 0
     assert f"{instance_id}  api-orders v1  completed" in shown
     assert [line.split()[:4] for line in shown.splitlines() if line.startswith("done ")] == [
@@ -1140,11 +1139,11 @@ async def test_the_cli_prints_api_errors_with_their_details_and_fails(world: Wor
         (start_code, _, start_err),
         (role_code, _, role_err),
     ) = await asyncio.gather(
-        flowbus_remote(world, "instances", "resume", instance_id, role="operator"),
-        flowbus_remote(
+        flowbus_cli(world, "instances", "resume", instance_id, role="operator"),
+        flowbus_cli(
             world, "instances", "start", "api-orders", "--input", '{"orderId": 1}', role="operator"
         ),
-        flowbus_remote(world, "instances", "pause", instance_id, role="viewer"),
+        flowbus_cli(world, "instances", "pause", instance_id, role="viewer"),
     )
 
     assert resume_code == 1

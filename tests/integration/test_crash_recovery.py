@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from flowbus.engine.run import event_id
+from flowbus.engine.ids import event_id
 from tests.integration.conftest import DeploymentFactory, workflow_file
 
 ORDERS = 600

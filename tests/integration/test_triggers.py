@@ -23,6 +23,7 @@ from flowbus.store.database import create_engine
 from flowbus.store.definitions import active_definitions, save_definition
 from flowbus.timers.schedules import ScheduleLoop
 from tests.integration.conftest import REPO, DeploymentFactory
+from tests.integration.test_api_support import start_api
 from tests.support.stack import Deployment, Stack
 
 T = TypeVar("T")
@@ -336,14 +337,27 @@ async def test_correlation_id_is_recorded_and_found_by_the_cli(shop: Shop) -> No
     assert started["notify-order"]["correlation_id"] == order_id
     assert started["audit-order"]["correlation_id"] is None
 
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "flowbus", "instances", "list", "--correlation", order_id, "--json"],
-        cwd=REPO,
-        env=shop.d.env(),
-        capture_output=True,
-        timeout=60,
-    )
+    api = await start_api(shop.d, {"FLOWBUS_API__AUTH__ENABLED": "false"})
+    try:
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "flowbus",
+                "instances",
+                "list",
+                "--correlation",
+                order_id,
+                "--json",
+            ],
+            cwd=REPO,
+            env={**shop.d.env(), "FLOWBUS_API_URL": api.url},
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        api.stop()
 
     assert result.returncode == 0, result.stderr.decode()
     [found] = orjson.loads(result.stdout)

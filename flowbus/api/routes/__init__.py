@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowbus.api.routes import definitions, events, instances, streams
+from flowbus.api.routes import approvals, definitions, events, instances, streams
 
 ROUTERS: list[APIRouter] = [
     definitions.router,
     instances.router,
     streams.router,
     events.router,
+    approvals.router,
 ]

@@ -26,19 +26,19 @@ from flowbus.api.models import (
     WorkflowSummary,
 )
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, definition_items, not_found
-from flowbus.api.queries import definition_versions, stored_definition
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.mermaid import to_mermaid
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.limits import JsonLimits, LimitExceeded
+from flowbus.service.definitions import store_definition
 from flowbus.store.definitions import (
     DefinitionInUse,
     definition_from_row,
     delete_definition,
-    save_definition,
     set_deprecated,
 )
+from flowbus.store.read_models import definition_versions, stored_definition
 
 router = APIRouter(prefix="/v1/definitions", tags=["definitions"])
 
@@ -197,15 +197,13 @@ async def _save(
     ctx: Context, definition: WorkflowDefinition, response: Response
 ) -> DefinitionSaved:
     try:
-        async with ctx.engine.begin() as conn:
-            stored, created = await save_definition(conn, definition)
+        stored = await store_definition(ctx.engine, definition)
     except DefinitionConflict as exc:
         raise conflict("version-conflict", str(exc)) from None
-    response.status_code = 201 if created else 200
-    if created:
-        response.headers["Location"] = f"/v1/definitions/{stored.id}/versions/{stored.version}"
-    assert stored.version is not None
-    return DefinitionSaved(id=stored.id, version=stored.version, created=created)
+    response.status_code = 201 if stored.created else 200
+    if stored.created:
+        response.headers["Location"] = f"/v1/definitions/{definition.id}/versions/{stored.version}"
+    return DefinitionSaved(id=definition.id, version=stored.version, created=stored.created)
 
 
 @router.post(

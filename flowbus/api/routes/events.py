@@ -11,8 +11,8 @@ from flowbus.api.context import ApiContext, Context
 from flowbus.api.models import WORKFLOW_ID_PATTERN, EventAccepted
 from flowbus.api.problems import conflict, not_found
 from flowbus.api.publish import publish_webhook
-from flowbus.api.queries import startable_definition
 from flowbus.store.definitions import definition_from_row
+from flowbus.store.read_models import startable_definition
 
 router = APIRouter(tags=["events"])
 

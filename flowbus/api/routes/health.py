@@ -7,14 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from flowbus.api.auth import Role, guarded
 from flowbus.api.context import Context
 from flowbus.api.models import Check, Liveness, Readiness
 from flowbus.api.problems import ApiProblem
 from flowbus.config import ApiAuthSettings
-from flowbus.store.database import current_revision, head_revision
+from flowbus.store.database import current_revision, head_revision, ping
 
 
 def build_router(auth: ApiAuthSettings) -> APIRouter:
@@ -64,8 +63,7 @@ def build_router(auth: ApiAuthSettings) -> APIRouter:
 
 async def _database(ctx: Context) -> Check:
     try:
-        async with ctx.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await ping(ctx.engine)
     except Exception as exc:
         return Check(ok=False, detail=f"unreachable: {str(exc).splitlines()[0]}")
     return Check(ok=True, detail="reachable")

@@ -28,10 +28,15 @@ from flowbus.api.models import (
 )
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, not_found
 from flowbus.api.publish import command_data, publish_command
-from flowbus.api.queries import instance_row, instance_status, startable_definition, step_history
 from flowbus.engine.state import InstanceStatus
 from flowbus.store.definitions import definition_from_row
 from flowbus.store.queries import BadCursor, InstanceFilter, instance_page
+from flowbus.store.read_models import (
+    instance_row,
+    instance_status,
+    startable_definition,
+    step_history,
+)
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 

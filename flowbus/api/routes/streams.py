@@ -15,9 +15,9 @@ from flowbus.api.auth import Role, guarded
 from flowbus.api.context import ApiContext, Context
 from flowbus.api.models import WORKFLOW_ID_PATTERN
 from flowbus.api.problems import ApiProblem, ProblemItem, not_found
-from flowbus.api.queries import definition_versions, instance_status
 from flowbus.api.streams import OutcomeReader, instance_events, workflow_events
 from flowbus.engine.state import InstanceStatus
+from flowbus.store.read_models import definition_versions, instance_status
 
 router = APIRouter(tags=["streams"])
 

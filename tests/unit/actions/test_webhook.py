@@ -15,18 +15,18 @@ from pydantic import ValidationError
 
 from flowbus import __version__
 from flowbus.actions.base import ActionContext
-from flowbus.actions.webhook import (
+from flowbus.actions.webhook import Http, Webhook, WebhookConfig
+from flowbus.engine.state import ErrorInfo
+from flowbus.external.webhook import (
     BODY_LIMIT,
     ERROR_BODY_LIMIT,
     ActionConfigError,
-    Http,
     HttpConnectionError,
+    HttpExecutor,
     HttpStatusError,
     HttpTimeoutError,
-    Webhook,
-    WebhookConfig,
+    WebhookExecutor,
 )
-from flowbus.engine.state import ErrorInfo
 
 
 @dataclass
@@ -142,8 +142,8 @@ async def server() -> AsyncIterator[Server]:
 
 
 @pytest.fixture
-async def webhook() -> AsyncIterator[Webhook]:
-    action = Webhook()
+async def webhook() -> AsyncIterator[WebhookExecutor]:
+    action = WebhookExecutor()
     yield action
     await action.aclose()
 
@@ -157,9 +157,9 @@ def refused_url() -> Iterator[str]:
 
 
 async def test_posts_json_body_and_returns_status_and_body(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
-    output = await webhook.execute({"url": server.url("/echo"), "body": {"orderId": 42}}, context())
+    output = await webhook.run({"url": server.url("/echo"), "body": {"orderId": 42}}, context())
 
     assert server.seen[0].method == "POST"
     assert server.seen[0].body == {"orderId": 42}
@@ -171,9 +171,9 @@ async def test_posts_json_body_and_returns_status_and_body(
 
 
 async def test_output_headers_are_only_content_type_and_location(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
-    output = await webhook.execute({"url": server.url("/created")}, context())
+    output = await webhook.run({"url": server.url("/created")}, context())
 
     assert output["status"] == 201
     assert output["headers"] == {
@@ -182,41 +182,43 @@ async def test_output_headers_are_only_content_type_and_location(
     }
 
 
-async def test_sends_the_idempotency_key_of_the_context(server: Server, webhook: Webhook) -> None:
-    await webhook.execute({"url": server.url("/echo")}, context())
+async def test_sends_the_idempotency_key_of_the_context(
+    server: Server, webhook: WebhookExecutor
+) -> None:
+    await webhook.run({"url": server.url("/echo")}, context())
 
     assert server.seen[0].headers["Idempotency-Key"] == "inst-1:notify"
 
 
 async def test_a_repeated_run_of_one_attempt_sends_the_same_key_and_attempt(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {"url": server.url("/echo"), "body": {"n": 1}}
 
-    await webhook.execute(config, context(1))
-    await webhook.execute(config, context(1))
+    await webhook.run(config, context(1))
+    await webhook.run(config, context(1))
 
     sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
     assert sent == [("inst-1:notify", "1"), ("inst-1:notify", "1")]
 
 
 async def test_retries_send_the_same_key_by_default_and_the_attempt_in_its_own_header(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     for tries in (1, 2, 3):
-        await webhook.execute({"url": server.url("/echo")}, context(tries))
+        await webhook.run({"url": server.url("/echo")}, context(tries))
 
     sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
     assert sent == [("inst-1:notify", "1"), ("inst-1:notify", "2"), ("inst-1:notify", "3")]
 
 
 async def test_the_attempt_form_sends_a_new_key_on_every_retry(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {"url": server.url("/echo"), "idempotencyKey": "attempt"}
 
     for tries in (1, 2):
-        await webhook.execute(config, context(tries))
+        await webhook.run(config, context(tries))
 
     sent = [(s.headers["Idempotency-Key"], s.headers["Flowbus-Attempt"]) for s in server.seen]
     assert sent == [("inst-1:notify:attempt-1", "1"), ("inst-1:notify:attempt-2", "2")]
@@ -228,41 +230,41 @@ def test_config_refuses_an_unknown_idempotency_key_form() -> None:
 
 
 async def test_an_idempotency_key_in_the_config_replaces_the_engines(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {"url": server.url("/echo"), "headers": {"idempotency-key": "order-42"}}
 
-    await webhook.execute(config, context())
+    await webhook.run(config, context())
 
     assert server.seen[0].headers.getall("Idempotency-Key") == ["order-42"]
 
 
 async def test_sends_config_headers_and_the_flowbus_user_agent(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {"url": server.url("/echo"), "headers": {"Authorization": "Bearer t0ken"}}
 
-    await webhook.execute(config, context())
+    await webhook.run(config, context())
 
     assert server.seen[0].headers["Authorization"] == "Bearer t0ken"
     assert server.seen[0].headers["User-Agent"] == f"flowbus/{__version__}"
 
 
 async def test_non_2xx_raises_http_status_error_with_code_and_status(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     with pytest.raises(HttpStatusError) as failure:
-        await webhook.execute({"url": server.url("/status/503")}, context())
+        await webhook.run({"url": server.url("/status/503")}, context())
 
     assert failure.value.code == "503"
     assert failure.value.details == {"status": 503, "body": "try later"}
 
 
 async def test_http_status_error_becomes_the_steps_error_info(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     with pytest.raises(HttpStatusError) as failure:
-        await webhook.execute({"url": server.url("/status/503")}, context())
+        await webhook.run({"url": server.url("/status/503")}, context())
 
     assert failure.value.to_error_info(step_id="notify") == ErrorInfo(
         type="HttpError",
@@ -273,54 +275,58 @@ async def test_http_status_error_becomes_the_steps_error_info(
     )
 
 
-async def test_errors_never_carry_header_values(server: Server, webhook: Webhook) -> None:
+async def test_errors_never_carry_header_values(server: Server, webhook: WebhookExecutor) -> None:
     config = {"url": server.url("/status/500"), "headers": {"Authorization": "Bearer t0ken"}}
 
     with pytest.raises(HttpStatusError) as failure:
-        await webhook.execute(config, context())
+        await webhook.run(config, context())
 
     assert "t0ken" not in repr(failure.value.to_error_info())
 
 
-async def test_expect_status_accepts_a_non_2xx_code(server: Server, webhook: Webhook) -> None:
+async def test_expect_status_accepts_a_non_2xx_code(
+    server: Server, webhook: WebhookExecutor
+) -> None:
     config = {"url": server.url("/status/409"), "expectStatus": [200, 409]}
 
-    output = await webhook.execute(config, context())
+    output = await webhook.run(config, context())
 
     assert output["status"] == 409
 
 
 async def test_expect_status_refuses_a_2xx_code_it_does_not_list(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {"url": server.url("/status/200"), "expectStatus": [202]}
 
     with pytest.raises(HttpStatusError) as failure:
-        await webhook.execute(config, context())
+        await webhook.run(config, context())
 
     assert failure.value.code == "200"
 
 
-async def test_a_slow_server_raises_http_timeout_error(server: Server, webhook: Webhook) -> None:
+async def test_a_slow_server_raises_http_timeout_error(
+    server: Server, webhook: WebhookExecutor
+) -> None:
     config = {"url": server.url("/slow"), "method": "GET", "timeout": 0.2}
 
     with pytest.raises(HttpTimeoutError) as failure:
-        await webhook.execute(config, context())
+        await webhook.run(config, context())
 
     assert failure.value.to_error_info().type == "TimeoutError"
 
 
 async def test_a_refused_connection_raises_http_connection_error(
-    refused_url: str, webhook: Webhook
+    refused_url: str, webhook: WebhookExecutor
 ) -> None:
     with pytest.raises(HttpConnectionError) as failure:
-        await webhook.execute({"url": refused_url}, context())
+        await webhook.run({"url": refused_url}, context())
 
     assert failure.value.to_error_info().type == "ConnectionError"
 
 
 async def test_get_sends_query_parameters_merged_over_the_urls(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     config = {
         "url": server.url("/echo?source=flowbus"),
@@ -328,26 +334,28 @@ async def test_get_sends_query_parameters_merged_over_the_urls(
         "query": {"orderId": 42, "tag": ["a", "b"]},
     }
 
-    await webhook.execute(config, context())
+    await webhook.run(config, context())
 
     assert server.seen[0].method == "GET"
     assert server.seen[0].query == {"source": ["flowbus"], "orderId": ["42"], "tag": ["a", "b"]}
     assert server.seen[0].body is None
 
 
-async def test_a_long_text_body_is_truncated_and_marked(server: Server, webhook: Webhook) -> None:
-    output = await webhook.execute({"url": server.url("/big"), "method": "GET"}, context())
+async def test_a_long_text_body_is_truncated_and_marked(
+    server: Server, webhook: WebhookExecutor
+) -> None:
+    output = await webhook.run({"url": server.url("/big"), "method": "GET"}, context())
 
     assert output["body"] == "x" * BODY_LIMIT
     assert output["bodyTruncated"] is True
 
 
 async def test_a_body_within_the_limit_carries_no_truncation_marker(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     server.answers["fits"] = Answer(b"x" * BODY_LIMIT, "text/plain; charset=utf-8")
 
-    output = await webhook.execute({"url": server.url("/answer/fits")}, context())
+    output = await webhook.run({"url": server.url("/answer/fits")}, context())
 
     assert output == {
         "status": 200,
@@ -357,34 +365,36 @@ async def test_a_body_within_the_limit_carries_no_truncation_marker(
 
 
 async def test_a_truncated_body_is_cut_on_a_character_boundary(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     # "é" is two bytes in UTF-8; one leading byte puts a character across the limit.
     server.answers["accents"] = Answer(b"a" + "é".encode() * BODY_LIMIT, "text/plain")
 
-    output = await webhook.execute({"url": server.url("/answer/accents")}, context())
+    output = await webhook.run({"url": server.url("/answer/accents")}, context())
 
     assert output["body"] == "a" + "é" * ((BODY_LIMIT - 1) // 2)
     assert output["bodyTruncated"] is True
 
 
-async def test_a_long_json_body_is_kept_as_truncated_text(server: Server, webhook: Webhook) -> None:
+async def test_a_long_json_body_is_kept_as_truncated_text(
+    server: Server, webhook: WebhookExecutor
+) -> None:
     long_json = b'{"items": ["' + b"y" * BODY_LIMIT + b'"]}'
     server.answers["long"] = Answer(long_json)
 
-    output = await webhook.execute({"url": server.url("/answer/long")}, context())
+    output = await webhook.run({"url": server.url("/answer/long")}, context())
 
     assert output["body"] == long_json[:BODY_LIMIT].decode()
     assert output["bodyTruncated"] is True
 
 
 async def test_a_long_error_body_is_cut_on_a_character_boundary_and_marked(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     server.answers["angry"] = Answer("€".encode() * 4096, "text/plain", status=500)
 
     with pytest.raises(HttpStatusError) as failure:
-        await webhook.execute({"url": server.url("/answer/angry")}, context())
+        await webhook.run({"url": server.url("/answer/angry")}, context())
 
     assert failure.value.details == {
         "status": 500,
@@ -394,24 +404,24 @@ async def test_a_long_error_body_is_cut_on_a_character_boundary_and_marked(
 
 
 async def test_json_nested_deeper_than_the_limit_is_kept_as_text_and_says_why(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     deep = b"[" * 65 + b"]" * 65
     server.answers["deep"] = Answer(deep)
 
-    output = await webhook.execute({"url": server.url("/answer/deep")}, context())
+    output = await webhook.run({"url": server.url("/answer/deep")}, context())
 
     assert output["body"] == deep.decode()
     assert output["bodyNotParsed"] == "the JSON body is nested deeper than the limit of 64"
 
 
-async def test_json_depth_follows_the_configured_limit(server: Server, webhook: Webhook) -> None:
+async def test_json_depth_follows_the_configured_limit(
+    server: Server, webhook: WebhookExecutor
+) -> None:
     server.answers["nested"] = Answer(b'{"a": {"b": {"c": 1}}}')
 
-    shallow = await webhook.execute(
-        {"url": server.url("/answer/nested")}, context(max_json_depth=2)
-    )
-    deep_enough = await webhook.execute(
+    shallow = await webhook.run({"url": server.url("/answer/nested")}, context(max_json_depth=2))
+    deep_enough = await webhook.run(
         {"url": server.url("/answer/nested")}, context(max_json_depth=3)
     )
 
@@ -421,61 +431,65 @@ async def test_json_depth_follows_the_configured_limit(server: Server, webhook: 
 
 
 async def test_a_hostile_deep_json_body_costs_milliseconds(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     hostile = b"[" * (BODY_LIMIT // 2) + b"]" * (BODY_LIMIT // 2)
     server.answers["hostile"] = Answer(hostile)
     loop = asyncio.get_running_loop()
 
     started = loop.time()
-    output = await webhook.execute({"url": server.url("/answer/hostile")}, context())
+    output = await webhook.run({"url": server.url("/answer/hostile")}, context())
 
     assert loop.time() - started < 1.0
     assert output["body"] == hostile.decode()
     assert "nested deeper" in output["bodyNotParsed"]
 
 
-async def test_invalid_json_is_kept_as_text_and_says_why(server: Server, webhook: Webhook) -> None:
+async def test_invalid_json_is_kept_as_text_and_says_why(
+    server: Server, webhook: WebhookExecutor
+) -> None:
     server.answers["broken"] = Answer(b'{"ok": tru')
 
-    output = await webhook.execute({"url": server.url("/answer/broken")}, context())
+    output = await webhook.run({"url": server.url("/answer/broken")}, context())
 
     assert output["body"] == '{"ok": tru'
     assert output["bodyNotParsed"].startswith("the JSON body is not valid JSON")
 
 
 async def test_json_holding_nul_is_kept_as_text_that_can_be_stored(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     server.answers["nul"] = Answer(b'{"name": "a\\u0000b"}')
 
-    output = await webhook.execute({"url": server.url("/answer/nul")}, context())
+    output = await webhook.run({"url": server.url("/answer/nul")}, context())
 
     assert output["body"] == '{"name": "a\\u0000b"}'
     assert "name" in output["bodyNotParsed"]
 
 
 async def test_nul_in_a_text_body_becomes_the_replacement_character(
-    server: Server, webhook: Webhook
+    server: Server, webhook: WebhookExecutor
 ) -> None:
     server.answers["nul-text"] = Answer(b"a\x00b", "text/plain")
 
-    output = await webhook.execute({"url": server.url("/answer/nul-text")}, context())
+    output = await webhook.run({"url": server.url("/answer/nul-text")}, context())
 
     assert output["body"] == "a\ufffdb"
 
 
-async def test_cookies_are_not_carried_between_calls(server: Server, webhook: Webhook) -> None:
-    await webhook.execute({"url": server.url("/cookie"), "method": "GET"}, context())
-    await webhook.execute({"url": server.url("/echo")}, context())
+async def test_cookies_are_not_carried_between_calls(
+    server: Server, webhook: WebhookExecutor
+) -> None:
+    await webhook.run({"url": server.url("/cookie"), "method": "GET"}, context())
+    await webhook.run({"url": server.url("/echo")}, context())
 
     assert "Cookie" not in server.seen[0].headers
 
 
 async def test_http_is_the_same_action_under_another_name(server: Server) -> None:
-    action = Http()
+    action = HttpExecutor()
     try:
-        output = await action.execute({"url": server.url("/echo"), "body": [1]}, context())
+        output = await action.run({"url": server.url("/echo"), "body": [1]}, context())
     finally:
         await action.aclose()
 
@@ -501,7 +515,7 @@ def test_config_accepts_a_url_that_starts_with_a_placeholder() -> None:
 
 
 async def test_a_rendered_url_that_is_not_http_raises_action_config_error(
-    webhook: Webhook,
+    webhook: WebhookExecutor,
 ) -> None:
     with pytest.raises(ActionConfigError, match="url"):
-        await webhook.execute({"url": "file:///etc/passwd"}, context())
+        await webhook.run({"url": "file:///etc/passwd"}, context())

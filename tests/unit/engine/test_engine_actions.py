@@ -6,7 +6,7 @@ from typing import Any
 
 from flowbus.engine.core import Transition, start
 from flowbus.engine.effects import LogLine, PublishEvent
-from flowbus.engine.run import published_event_id
+from flowbus.engine.ids import published_event_id
 from flowbus.engine.state import InstanceStatus
 
 from .support import NOW, NOW_TEXT, define, event_types

@@ -10,8 +10,8 @@ import pytest
 
 from flowbus.engine.core import Transition, apply, start
 from flowbus.engine.effects import RecordAttempt, RunAction
+from flowbus.engine.errors import EngineError
 from flowbus.engine.inputs import ActionResult
-from flowbus.engine.run import EngineError
 from flowbus.engine.state import ErrorInfo, InstanceStatus, StepStatus
 
 from .support import NOW, define, emitted, event_types, log_step

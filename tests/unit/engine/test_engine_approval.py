@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowbus.engine.core import rfc3339
 from flowbus.engine.effects import SetTimer, TrackApproval
 from flowbus.engine.inputs import ApprovalDecision, Command, TimerFired
 from flowbus.engine.state import InstanceStatus, StepStatus
 from flowbus.steps.approval import approval_id
+from flowbus.times import parse_time, rfc3339
 
 from .support import Instance, at, events_of, log_step, of_kind, webhook_step
 
@@ -78,7 +78,7 @@ def test_requested_approval_is_tracked_as_pending() -> None:
             status="pending",
             assignees=("group:finance",),
             quorum="2",
-            deadline=rfc3339(at(HOUR)),
+            deadline=parse_time(rfc3339(at(HOUR))),
             summary=None,
         )
     ]
@@ -89,7 +89,7 @@ def test_approval_waits_with_a_deadline_timer() -> None:
 
     assert instance.state.steps["approve"].status is StepStatus.WAITING
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="deadline", due_at=rfc3339(at(HOUR)), step_id="approve", attempt=1)
+        SetTimer(kind="deadline", due_at=at(HOUR), step_id="approve", attempt=1)
     ]
 
 
@@ -387,7 +387,7 @@ def test_escalation_sets_a_timer_for_the_new_deadline() -> None:
     instance.apply(TimerFired("deadline", "approve", 1), at(HOUR))
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="deadline", due_at=rfc3339(at(5 * HOUR)), step_id="approve", attempt=1)
+        SetTimer(kind="deadline", due_at=at(5 * HOUR), step_id="approve", attempt=1)
     ]
 
 
@@ -422,9 +422,9 @@ def test_escalated_approval_expires_at_its_second_deadline() -> None:
 def test_reminder_timer_is_set_before_the_deadline() -> None:
     instance = approval(deadline="PT1H", remindBefore=["PT15M"])
 
-    assert SetTimer(
-        kind="reminder", due_at=rfc3339(at(45 * 60)), step_id="approve", attempt=1
-    ) in of_kind(instance.effects, SetTimer)
+    assert SetTimer(kind="reminder", due_at=at(45 * 60), step_id="approve", attempt=1) in of_kind(
+        instance.effects, SetTimer
+    )
 
 
 def test_reminder_already_due_at_the_request_is_not_set() -> None:

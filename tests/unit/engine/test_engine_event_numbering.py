@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flowbus.engine.ids import event_id
 from flowbus.engine.inputs import ActionResult, ApprovalDecision, Command, TimerFired
-from flowbus.engine.run import event_id
 from flowbus.engine.state import ErrorInfo, InstanceStatus
 from flowbus.steps.approval import approval_id
 

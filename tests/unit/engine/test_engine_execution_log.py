@@ -49,7 +49,7 @@ def test_level_error_records_failed_attempts_with_their_error_only() -> None:
     [record] = of_kind(instance.history, RecordAttempt)
     assert (record.step_id, record.status) == ("call", "failed")
     assert record.error is not None
-    assert record.error["type"] == "HttpError"
+    assert record.error.type == "HttpError"
     assert (record.input, record.output) == (None, None)
 
 

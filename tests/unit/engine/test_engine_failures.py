@@ -85,7 +85,7 @@ def test_failed_attempt_is_recorded_with_its_error() -> None:
 
     assert [r.status for r in records] == ["running", "failed"]
     assert records[1].error is not None
-    assert records[1].error["type"] == "ExpressionError"
+    assert records[1].error.type == "ExpressionError"
 
 
 def test_cycle_that_decides_loads_as_a_definition() -> None:

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from flowbus.engine.core import Transition, rfc3339, start
+from flowbus.engine.core import Transition, start
 from flowbus.engine.effects import EmitEvent, PublishEvent, RecordAttempt
-from flowbus.engine.run import EngineError, event_id, published_event_id
+from flowbus.engine.errors import EngineError
+from flowbus.engine.ids import event_id, published_event_id
 from flowbus.engine.state import InstanceStatus
+from flowbus.times import rfc3339
 
 from .support import NOW, NOW_TEXT, define, emitted
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from flowbus.engine.core import rfc3339
 from flowbus.engine.effects import RunAction, SetTimer
 from flowbus.engine.inputs import ActionResult, TimerFired
 from flowbus.engine.state import ErrorInfo, InstanceStatus, StepStatus
@@ -54,7 +53,7 @@ def test_failed_try_sets_a_retry_timer_due_after_the_delay() -> None:
     instance.apply(ActionResult("call", 1, error=HTTP_503), at(10))
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="retry", due_at=rfc3339(at(15)), step_id="call", attempt=1)
+        SetTimer(kind="retry", due_at=at(15), step_id="call", attempt=1)
     ]
 
 

@@ -170,7 +170,7 @@ def test_failed_child_notifies_its_parent_with_its_error() -> None:
     [notify] = of_kind(instance.effects, NotifyParent)
     assert (notify.parent_id, notify.child_id, notify.status) == ("parent-1", "child-1", "failed")
     assert notify.error is not None
-    assert notify.error["type"] == "HttpError"
+    assert notify.error.type == "HttpError"
 
 
 def test_instance_without_a_parent_notifies_nobody() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowbus.engine.core import rfc3339
 from flowbus.engine.effects import CancelTimers, SetTimer
 from flowbus.engine.inputs import ActionResult, TimerFired
 from flowbus.engine.state import InstanceStatus, StepStatus
@@ -21,7 +20,7 @@ def test_step_with_a_timeout_sets_a_step_timeout_timer_when_it_starts() -> None:
     instance = timed_call()
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="step_timeout", due_at=rfc3339(at(30)), step_id="call", attempt=1)
+        SetTimer(kind="step_timeout", due_at=at(30), step_id="call", attempt=1)
     ]
 
 
@@ -63,7 +62,7 @@ def test_retried_try_gets_its_own_step_timeout_timer() -> None:
     instance.apply(TimerFired("retry", "call", 1), at(31))
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="step_timeout", due_at=rfc3339(at(61)), step_id="call", attempt=2)
+        SetTimer(kind="step_timeout", due_at=at(61), step_id="call", attempt=2)
     ]
 
 
@@ -139,7 +138,7 @@ TIMED_WORKFLOW: dict[str, Any] = {
 def test_workflow_timeout_timer_is_set_when_the_instance_starts() -> None:
     instance = Instance(TIMED_WORKFLOW)
 
-    assert SetTimer(kind="workflow_timeout", due_at=rfc3339(at(86400))) in instance.effects
+    assert SetTimer(kind="workflow_timeout", due_at=at(86400)) in instance.effects
 
 
 def test_workflow_timeout_cancels_the_active_steps() -> None:

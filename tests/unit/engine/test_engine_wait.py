@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flowbus.engine.core import rfc3339
 from flowbus.engine.effects import SetTimer, Subscribe, Unsubscribe
 from flowbus.engine.inputs import EventReceived, TimerFired
 from flowbus.engine.state import InstanceStatus, StepStatus
+from flowbus.times import rfc3339
 
 from .support import NOW_TEXT, Instance, at, log_step, of_kind
 
@@ -35,7 +36,7 @@ def test_duration_wait_sets_a_wait_timer_due_after_the_duration() -> None:
     instance = waiting({"duration": "PT5M"})
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="wait", due_at=rfc3339(at(300)), step_id="pause", attempt=1)
+        SetTimer(kind="wait", due_at=at(300), step_id="pause", attempt=1)
     ]
 
 
@@ -67,7 +68,12 @@ def test_until_a_future_time_sets_the_wait_timer_at_that_time() -> None:
     instance = waiting({"until": "{{ input.dueAt }}"}, input={"dueAt": "2030-01-02T03:04:05Z"})
 
     assert of_kind(instance.effects, SetTimer) == [
-        SetTimer(kind="wait", due_at="2030-01-02T03:04:05.000Z", step_id="pause", attempt=1)
+        SetTimer(
+            kind="wait",
+            due_at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+            step_id="pause",
+            attempt=1,
+        )
     ]
 
 

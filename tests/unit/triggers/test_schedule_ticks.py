@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowbus.definitions.model import Schedule
-from flowbus.timers.cron import CronError, CronSchedule
+from flowbus.definitions.cron import CronError, CronSchedule
+from flowbus.definitions.triggers import Schedule
 from flowbus.timers.schedules import (
     Tick,
     plan_ticks,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowbus.definitions.catalog import DefinitionCatalog, TriggerMatch
-from flowbus.definitions.model import TransformError, Trigger
+from flowbus.definitions.triggers import TransformError, Trigger
 from flowbus.envelope import DomainEvent, RecordLimits
 from flowbus.expressions.jsonata import JsonataError, JsonataExpression
 from flowbus.ingest.triggers import StartRefused, TriggerIngest, instance_id_for

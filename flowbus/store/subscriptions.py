@@ -1,0 +1,156 @@
+"""Steps waiting for an event, and events kept a while for waits about to start.
+
+A wait is keyed by (topic, match, key): the topic it listens on, the source of its match
+query, and the value that query must give. An event that finds no wait is buffered under
+the same key until `expires_at`, so a wait that starts just after still gets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flowbus.store.tables import event_buffer, subscriptions
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WaitKey:
+    """What a wait listens for: events on `topic` whose `match` query gives `key`."""
+
+    topic: str
+    match: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiter:
+    """A step waiting on a `WaitKey`, for events of `event_type` (None: any type)."""
+
+    instance_id: str
+    step_id: str
+    event_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A wait to store: `instance_id`'s step `step_id` (at `attempt`) waits on the key."""
+
+    instance_id: str
+    step_id: str
+    attempt: int
+    topic: str
+    event_type: str | None
+    match: str
+    key: str
+
+    @property
+    def wait_key(self) -> WaitKey:
+        return WaitKey(self.topic, self.match, self.key)
+
+
+class SubscriptionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def waiting(self, keys: Sequence[WaitKey]) -> dict[WaitKey, list[Waiter]]:
+        """The waits on `keys`, locked (in instance and step order)."""
+        if not keys:
+            return {}
+        wanted = [(k.topic, k.match, k.key) for k in sorted(set(keys))]
+        rows = await self._conn.execute(
+            select(subscriptions)
+            .where(
+                tuple_(subscriptions.c.topic, subscriptions.c.match, subscriptions.c.key).in_(
+                    wanted
+                )
+            )
+            .order_by(subscriptions.c.instance_id, subscriptions.c.step_id)
+            .with_for_update()
+        )
+        found: dict[WaitKey, list[Waiter]] = {}
+        for row in rows:
+            found.setdefault(WaitKey(row.topic, row.match, row.key), []).append(
+                Waiter(str(row.instance_id), row.step_id, row.event_type)
+            )
+        return found
+
+    async def save(self, rows: Sequence[Subscription]) -> None:
+        """Insert waits, or replace the wait of the same instance and step."""
+        if not rows:
+            return
+        stmt = pg_insert(subscriptions)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["instance_id", "step_id"],
+                set_={
+                    c: stmt.excluded[c] for c in ("attempt", "topic", "event_type", "match", "key")
+                },
+            ),
+            [asdict(row) for row in rows],
+        )
+
+    async def remove(self, instance_id: str, step_id: str) -> None:
+        await self._conn.execute(
+            delete(subscriptions).where(
+                and_(subscriptions.c.instance_id == instance_id, subscriptions.c.step_id == step_id)
+            )
+        )
+
+
+class EventBufferRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def keep(
+        self, wait: WaitKey, event_type: str | None, event: dict[str, Any], until: datetime
+    ) -> None:
+        await self._conn.execute(
+            insert(event_buffer).values(
+                topic=wait.topic,
+                event_type=event_type,
+                match=wait.match,
+                key=wait.key,
+                event=event,
+                expires_at=until,
+            )
+        )
+
+    async def take(
+        self, wait: WaitKey, event_type: str | None, now: datetime
+    ) -> dict[str, Any] | None:
+        """Remove and return the oldest unexpired event kept for `wait` (of `event_type`,
+        when given), or None."""
+        condition = and_(
+            event_buffer.c.topic == wait.topic,
+            event_buffer.c.match == wait.match,
+            event_buffer.c.key == wait.key,
+            event_buffer.c.expires_at > now,
+        )
+        if event_type is not None:
+            condition = and_(condition, event_buffer.c.event_type == event_type)
+        row = (
+            await self._conn.execute(
+                select(event_buffer.c.id, event_buffer.c.event)
+                .where(condition)
+                .order_by(event_buffer.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        await self._conn.execute(delete(event_buffer).where(event_buffer.c.id == row.id))
+        event: dict[str, Any] = row.event
+        return event
+
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self._conn.execute(
+            delete(event_buffer).where(event_buffer.c.expires_at < now)
+        )
+        return int(result.rowcount or 0)
