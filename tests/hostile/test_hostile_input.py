@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -31,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 from flowbus.devstack.ports import free_port
 from tests.integration.test_api_support import ApiServer, start_api
-from tests.support.stack import Deployment, Stack, Worker
+from tests.support.stack import REPO, Deployment, Stack, Worker
 
 RECORD_LIMIT = 200_000
 """Consumed records are limited below the broker's own limit, so oversized ones reach us."""
@@ -136,12 +139,38 @@ async def _json(body: bytes, _request: web.Request) -> web.Response:
 
 @dataclass
 class Probes:
-    """What the probes saw while the assault ran."""
+    """What the probes saw while the assault ran (timings from tests/hostile/probe.py, run
+    as a process of its own so the assault's work here never delays it)."""
 
     api: list[float] = field(default_factory=list)
     events: list[float] = field(default_factory=list)
     memory: dict[str, int] = field(default_factory=dict)
     running: bool = True
+
+
+def start_probes(server: ApiServer, d: Deployment) -> tuple[subprocess.Popen[bytes], Path]:
+    out = d.work / "probes.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.hostile.probe",
+            server.url,
+            d.settings.broker_url,
+            d.topic("orders"),
+            d.dsn,
+            str(out),
+        ],
+        cwd=REPO,
+    )
+    return process, out
+
+
+def stop_probes(process: subprocess.Popen[bytes], out: Path, probes: Probes) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    timings = orjson.loads(out.read_bytes())
+    probes.api, probes.events = timings["api"], timings["events"]
 
 
 @dataclass
@@ -155,47 +184,6 @@ class Outcome:
     stop_seconds: dict[str, float]
     bloat_errors: list[Any]
     hook_outcomes: dict[str, str]
-
-
-async def probe_api(server: ApiServer, probes: Probes) -> None:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        while probes.running:
-            began = time.monotonic()
-            try:
-                ok = (await client.get("/healthz")).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            probes.api.append(time.monotonic() - began if ok else float("inf"))
-            await asyncio.sleep(0.2)
-
-
-async def probe_events(d: Deployment, probes: Probes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=d.settings.broker_url, acks="all")
-    await producer.start()
-    conn = await asyncpg.connect(d.dsn)
-    try:
-        number = 0
-        while probes.running:
-            number += 1
-            probe = f"p-{number}"
-            began = time.monotonic()
-            await producer.send_and_wait(
-                d.topic("orders"), orjson.dumps({"type": "probe.ok", "probe": probe})
-            )
-            elapsed = float("inf")
-            while time.monotonic() - began < 10:
-                status = await conn.fetchval(
-                    "SELECT status FROM instances WHERE correlation_id = $1", probe
-                )
-                if status == "completed":
-                    elapsed = time.monotonic() - began
-                    break
-                await asyncio.sleep(0.01)
-            probes.events.append(elapsed)
-            await asyncio.sleep(0.3)
-    finally:
-        await conn.close()
-        await producer.stop()
 
 
 async def sample_memory(processes: dict[str, int], probes: Probes) -> None:
@@ -373,15 +361,12 @@ async def outcome(stack: Stack) -> AsyncIterator[Outcome]:
     worker: Worker = await d.start_worker(extra_env=ENV)
     server = await start_api(d, ENV)
     probes = Probes()
-    background = [
-        asyncio.create_task(probe_api(server, probes)),
-        asyncio.create_task(probe_events(d, probes)),
-        asyncio.create_task(
-            sample_memory({"worker": worker.process.pid, "api": server.process.pid}, probes)
-        ),
-    ]
+    prober, probe_file = start_probes(server, d)
+    sampler = asyncio.create_task(
+        sample_memory({"worker": worker.process.pid, "api": server.process.pid}, probes)
+    )
     try:
-        await asyncio.sleep(1.0)  # probes settle before the assault
+        await asyncio.sleep(2.0)  # the probe process starts and settles before the assault
         blob = "b" * 150_000
         await d.publish(
             d.topic("orders"),
@@ -430,7 +415,8 @@ async def outcome(stack: Stack) -> AsyncIterator[Outcome]:
         await asyncio.sleep(1.0)  # the probes see the aftermath too
     finally:
         probes.running = False
-        await asyncio.gather(*background, return_exceptions=True)
+        await asyncio.gather(sampler, return_exceptions=True)
+        stop_probes(prober, probe_file, probes)
     stop_seconds = {
         "api": await stop_within(server.process),
         "worker": await stop_within(worker.process),
