@@ -119,7 +119,7 @@ def _check_scope(entry: str, steps: list[StepModel], all_ids: set[str]) -> Itera
     for step in steps:
         if step.id not in reachable:
             yield Problem("unreachable: no step leads here", step_id=step.id)
-    for cycle in _cycles(edges):
+    for cycle in cycles(edges):
         if not any(_breaks_loop(by_id[s]) for s in cycle):
             path = " → ".join([*cycle, cycle[0]])
             yield Problem(
@@ -135,7 +135,7 @@ def _breaks_loop(step: StepModel) -> bool:
     return step.waits() or step.type == "condition" or conditional_next
 
 
-def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+def cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     """Strongly connected components with a cycle (Tarjan), in a stable order.
 
     Iterative, so a definition of thousands of chained steps cannot exhaust the stack.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from flowbus.definitions.loader import cycles
+
 PACKAGE = Path(__file__).resolve().parents[2] / "flowbus"
 
 CORE = (
@@ -96,52 +98,6 @@ def import_graph() -> dict[str, set[str]]:
     return {name: set(imported(path, known)) for name, path in found.items()}
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (iterative Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    for root in graph:
-        if root in index:
-            continue
-        frames = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while frames:
-            node, targets = frames[-1]
-            advanced = False
-            for target in targets:
-                if target not in index:
-                    index[target] = low[target] = len(index)
-                    stack.append(target)
-                    on_stack.add(target)
-                    frames.append((target, iter(sorted(graph[target]))))
-                    advanced = True
-                    break
-                if target in on_stack:
-                    low[node] = min(low[node], index[target])
-            if advanced:
-                continue
-            frames.pop()
-            if frames:
-                parent = frames[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
-
-
 def test_the_core_loads_no_io_library() -> None:
     script = (
         "import importlib, json, sys\n"
@@ -173,7 +129,8 @@ def test_the_core_imports_nothing_from_the_shell() -> None:
 
 
 def test_there_are_no_import_circles() -> None:
-    assert cycles(import_graph()) == []
+    graph = {name: sorted(targets) for name, targets in import_graph().items()}
+    assert cycles(graph) == []
 
 
 SQL = re.compile(
