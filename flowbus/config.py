@@ -31,6 +31,8 @@ class TopicNames(BaseModel):
     decisions: str = "flowbus.decisions"
     commands: str = "flowbus.commands"
     deadletter: str = "flowbus.deadletter"
+    tasks: str = "flowbus.tasks"
+    results: str = "flowbus.results"
 
 
 class ApprovalSettings(BaseModel):

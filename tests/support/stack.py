@@ -60,6 +60,8 @@ class Stack:
             decisions=f"{suffix}.decisions",
             commands=f"{suffix}.commands",
             deadletter=f"{suffix}.deadletter",
+            tasks=f"{suffix}.tasks",
+            results=f"{suffix}.results",
         )
         settings = Settings(
             deployment=f"test-{name}",
