@@ -81,6 +81,12 @@ class WorkerSettings(BaseModel):
         "third of that while the call runs, so a job whose worker died runs again within "
         "this plus the poll interval, whatever the call's timeout.",
     )
+    workflow_task_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a code-first workflow task may go without a result from an SDK "
+        "worker before it is sent again (the worker died, or hosts no such version).",
+    )
     web_port: int = Field(0, ge=0)
     metrics_port: int = Field(0, ge=0, description="Prometheus exposition port; 0 disables it.")
     metrics_host: str = "127.0.0.1"

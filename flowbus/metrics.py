@@ -1,8 +1,9 @@
 """The worker's Prometheus metrics, counted where consumed batches are applied and exposed
 on `worker.metrics_port` (0 turns the exposition off).
 
-Labels: `topic` is the consumed topic; `stream` is `events` (domain topics), `commands` or
-`decisions`. The outbox counts the rows it parked and the events it had to truncate. The
+Labels: `topic` is the consumed topic; `stream` is `events` (domain topics), `commands`,
+`decisions` or `results` (what task workers answer). The outbox counts the rows it parked
+and the events it had to truncate. The
 deployment-wide gauges (instances by status, outbox and timer lag, consumer lag) are
 served by the API's `/metrics`, which reads them from PostgreSQL and Kafka.
 """
@@ -61,6 +62,13 @@ STEP_SECONDS = Histogram(
 DECISIONS_REFUSED = Counter(
     "flowbus_decisions_refused", "Approval decisions refused, by reason kind.", ["reason"]
 )
+RESULTS_STALE = Counter(
+    "flowbus_results_stale",
+    "Task worker results for a task or attempt that is no longer current, ignored.",
+)
+TASKS_DISPATCHED = Counter(
+    "flowbus_tasks_dispatched", "Task records written for task workers and SDK workers."
+)
 OUTBOX_PARKED = Counter(
     "flowbus_outbox_parked",
     "Outbox rows the broker refused for good, moved to outbox_parked, by error.",
@@ -78,6 +86,8 @@ def stream_of(topic: str, topics: TopicNames) -> str:
         return "commands"
     if topic == topics.decisions:
         return "decisions"
+    if topic == topics.results:
+        return "results"
     return "events"
 
 
@@ -102,6 +112,7 @@ def observe_batch(
     INPUTS_APPLIED.labels(stream).inc(work.applied)
     for kind in result.refused:
         DECISIONS_REFUSED.labels(kind).inc()
+    RESULTS_STALE.inc(result.stale)
 
 
 def observe_work(work: WorkReport) -> None:
@@ -110,6 +121,8 @@ def observe_work(work: WorkReport) -> None:
         STEP_SECONDS.labels(step.workflow_id, step.step_type, step.status).observe(step.seconds)
     if work.decisions_refused:
         DECISIONS_REFUSED.labels("rules").inc(work.decisions_refused)
+    if work.tasks_dispatched:
+        TASKS_DISPATCHED.inc(work.tasks_dispatched)
 
 
 def observe_dead_letter(record: ConsumedRecord, topics: TopicNames) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -64,3 +65,8 @@ class ActionType(ABC):
     def run_inline(self, config: dict[str, Any], context: ActionContext) -> InlineOutcome:
         """Run a pure action inside the engine (inline actions only)."""
         raise NotImplementedError(f"action {self.name} is not inline")
+
+    def heartbeat(self, config: dict[str, Any]) -> timedelta | None:
+        """Longest silence allowed from whoever runs this external action (its validated,
+        rendered `config` says); None when it need not report while it works."""
+        return None

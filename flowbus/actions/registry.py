@@ -10,10 +10,12 @@ from flowbus.actions.base import ActionType
 from flowbus.actions.log import Log
 from flowbus.actions.send_event import SendEvent
 from flowbus.actions.set_variables import SetVariables
+from flowbus.actions.task import Task
 from flowbus.actions.webhook import Http, Webhook
 
 ACTIONS: dict[str, ActionType] = {
-    action.name: action for action in (SendEvent(), SetVariables(), Log(), Webhook(), Http())
+    action.name: action
+    for action in (SendEvent(), SetVariables(), Log(), Webhook(), Http(), Task())
 }
 
 

@@ -46,7 +46,7 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
     except ValidationError as exc:
         problems = [p for err in exc.errors() for p in _problems(err)]
         raise DefinitionError(definition_id, problems, source) from None
-    problems = list(check_graph(definition))
+    problems = [] if definition.code_first else list(check_graph(definition))
     problems.extend(_check_input_schema(definition))
     if problems:
         raise DefinitionError(definition.id, problems, source)

@@ -33,6 +33,8 @@ START, END = "wf_start", "wf_end"
 
 def to_mermaid(definition: WorkflowDefinition) -> str:
     """The Mermaid `flowchart` source of `definition`'s steps."""
+    if definition.code_first:
+        return f'flowchart TD\n  {START}(("start")) --> code["code (SDK worker)"]\n'
     return _Chart(definition).render()
 
 

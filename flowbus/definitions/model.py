@@ -1,9 +1,12 @@
 """The workflow definition language: what a definition document may say.
 
-Definitions are JSON or YAML documents with camelCase keys. The document's own fields
-live here, its triggers in `triggers.py` and the fields every step has in `step.py`;
-each step type adds its own in its class under `flowbus/steps/`, and the step registry
-dispatches on `type`.
+Definitions are JSON or YAML documents with camelCase keys. A declarative definition
+(`kind: declarative`, the default) lists its steps; a code-first one (`kind: code`) has
+none: its code runs in an SDK worker, driven by workflow tasks (`topics/sdk-protocol.md`),
+and the definition carries what flowbus needs to store, version, list and start it.
+The document's own fields live here, its triggers in `triggers.py` and the fields every
+step has in `step.py`; each step type adds its own in its class under `flowbus/steps/`,
+and the step registry dispatches on `type`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SerializeAsAny, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+)
 
 from flowbus.definitions.step import StepModel
 from flowbus.definitions.triggers import Trigger
@@ -51,9 +61,18 @@ class StepLayout:
     branch_of: Mapping[str, tuple[str, str]]
 
 
+DefinitionKind = Literal["declarative", "code"]
+_NOT_IN_CODE = {"start_at": "startAt", "context": "context", "output": "output", "steps": "steps"}
+
+
 class WorkflowDefinition(DefinitionModel):
     """A versioned workflow: triggers, input schema, context mappings and steps."""
 
+    kind: DefinitionKind = Field(
+        "declarative",
+        description="declarative: the steps below; code: a workflow function run by an SDK "
+        "worker (no steps, startAt, context or output).",
+    )
     id: str = Field(validation_alias=AliasChoices("id", "workflowId"), pattern=ID_PATTERN)
     name: str | None = None
     description: str | None = None
@@ -71,7 +90,11 @@ class WorkflowDefinition(DefinitionModel):
         None, description="End the instance timed_out (with compensation) when it runs longer."
     )
     start_at: str | None = Field(None, description="First step; the first listed by default.")
-    steps: list[SerializeAsAny[StepModel]] = Field(min_length=1)
+    steps: list[SerializeAsAny[StepModel]] = Field(
+        default_factory=list,
+        validate_default=True,
+        description="At least one for a declarative workflow.",
+    )
     output: TemplateValue | None = Field(
         None, description="Template of the instance output; the variables by default."
     )
@@ -87,6 +110,22 @@ class WorkflowDefinition(DefinitionModel):
         # Each step is validated by the model its type registers, so that errors name
         # the step type's own fields.
         return parse_steps(value) if isinstance(value, list) else value
+
+    @field_validator("start_at", "context", "output", "steps")
+    @classmethod
+    def _by_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        name = _NOT_IN_CODE[info.field_name or ""]
+        if info.data.get("kind") == "code":
+            if value:
+                raise ValueError(f"a code-first workflow (kind: code) has no {name}")
+        elif name == "steps" and not value:
+            raise ValueError("a declarative workflow needs at least one step")
+        return value
+
+    @property
+    def code_first(self) -> bool:
+        """Whether the workflow's code runs in an SDK worker rather than as steps here."""
+        return self.kind == "code"
 
     @property
     def first_step_id(self) -> str:

@@ -56,6 +56,10 @@ def run_action(
                 tries=s.tries if purpose == "step" else 1,
             )
         )
+        heartbeat = action.heartbeat(rendered)
+        if heartbeat is not None and purpose == "step":
+            s.data["heartbeat"] = heartbeat.total_seconds()
+            work.set_timer("heartbeat", heartbeat, step)
         return PENDING
     context = ActionContext(
         instance_id=work.state.id,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.engine.code import CodeRun
 from flowbus.engine.effects import Effect
 from flowbus.engine.errors import EngineError
 from flowbus.engine.inputs import (
@@ -20,6 +21,8 @@ from flowbus.engine.inputs import (
     Command,
     EngineInput,
     EventReceived,
+    StepReported,
+    TaskEnded,
     TimerFired,
 )
 from flowbus.engine.limits import DEFAULT_LIMITS, Limits
@@ -73,6 +76,17 @@ def start(
         updated_at=at,
     )
     state.metadata = _metadata(definition, input, trigger)
+    if definition.code_first:
+        code = CodeRun(definition, state, now, limits)
+        code.emit(
+            "instances",
+            "flowbus.instance.started",
+            status="running",
+            input=input,
+            parentInstanceId=parent.instance_id if parent else None,
+        )
+        code.begin()
+        return Transition(state, code.effects)
     run = Run(definition, state, now, limits)
     run.emit(
         "instances",
@@ -130,6 +144,14 @@ def apply(
             f"not {definition.id} v{definition.version}"
         )
     if state.status.is_final and not _retries(state, event):
+        return Transition(state, [])
+    if state.code is not None:
+        code = CodeRun(definition, state, now, limits)
+        code.on_input(event)
+        if code.effects:
+            state.updated_at = code.now
+        return Transition(state, code.effects)
+    if isinstance(event, StepReported | TaskEnded):
         return Transition(state, [])
     run = Run(definition, state, now, limits)
     _HANDLERS[type(event)](run, event)
@@ -211,6 +233,14 @@ def _on_timer(run: Run, timer: Any) -> None:
             step_type.on_cancel(step, run.call(step))
             run.call(step).fail_with(
                 "TimeoutError", f"step {step.id!r} exceeded its timeout of {step.timeout}"
+            )
+        return
+    if timer.kind == "heartbeat":
+        if current.status is StepStatus.RUNNING:
+            run.step_type(step).on_cancel(step, run.call(step))
+            silence = current.data.get("heartbeat")
+            run.call(step).fail_with(
+                "TimeoutError", f"step {step.id!r} had no heartbeat for {silence} seconds"
             )
         return
     run.step_type(step).on_timer(step, run.call(step), timer.kind)

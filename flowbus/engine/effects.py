@@ -38,6 +38,15 @@ class PublishEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SendWorkflowTask:
+    """A `flowbus.task.workflow` for the SDK workers, keyed by the instance id."""
+
+    id: str
+    time: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class RunAction:
     """Run an action that needs I/O; its result comes back as an `ActionResult` input."""
 
@@ -76,7 +85,15 @@ class LogLine:
 
 
 TimerKind = Literal[
-    "retry", "step_timeout", "workflow_timeout", "wait", "wait_timeout", "deadline", "reminder"
+    "retry",
+    "step_timeout",
+    "heartbeat",
+    "task_timeout",
+    "workflow_timeout",
+    "wait",
+    "wait_timeout",
+    "deadline",
+    "reminder",
 ]
 FIRES_WHILE_PAUSED: frozenset[TimerKind] = frozenset({"workflow_timeout", "reminder"})
 """Timers that fire while their instance is paused; every other kind waits for the resume."""
@@ -162,6 +179,7 @@ class TrackApproval:
 Effect = (
     EmitEvent
     | PublishEvent
+    | SendWorkflowTask
     | RunAction
     | RecordAttempt
     | LogLine

@@ -69,4 +69,40 @@ class Command:
     by: str | None = None
 
 
-EngineInput = ActionResult | TimerFired | EventReceived | ChildFinished | ApprovalDecision | Command
+@dataclass(frozen=True, slots=True)
+class StepReported:
+    """A code-first step checkpoint an SDK worker reported (`flowbus.result.step`)."""
+
+    task_id: str
+    name: str
+    seq: int
+    status: Literal["started", "completed", "failed", "compensated", "compensation_failed"]
+    result: Any = None
+    error: ErrorInfo | None = None
+    attempt: int = 1
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnded:
+    """How an SDK worker ended a workflow task (`flowbus.result.workflow`)."""
+
+    task_id: str
+    outcome: Literal[
+        "completed", "failed", "waiting", "compensated", "nondeterministic", "unsupported"
+    ]
+    output: Any = None
+    error: ErrorInfo | None = None
+    wait: dict[str, Any] | None = None
+
+
+EngineInput = (
+    ActionResult
+    | TimerFired
+    | EventReceived
+    | ChildFinished
+    | ApprovalDecision
+    | Command
+    | StepReported
+    | TaskEnded
+)

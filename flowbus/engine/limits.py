@@ -9,6 +9,7 @@ input gives the same output, unless the step's `retryPolicy.retryOn` names it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flowbus.engine.state import ErrorInfo
@@ -27,6 +28,9 @@ class Limits:
     max_step_output_bytes: int = 256 * 1024
     max_variables_bytes: int = 512 * 1024
     max_event_bytes: int = 900_000
+    workflow_task_timeout: timedelta = timedelta(seconds=60)
+    """How long a code-first workflow task may go without a result before it is sent
+    again (`worker.workflow_task_timeout`): a bound in time, given as data like the rest."""
 
     @property
     def max_event_payload_bytes(self) -> int:

@@ -98,6 +98,22 @@ class Compensating(BaseModel):
     cause: ErrorInfo | None = None
 
 
+class CodeFirstState(BaseModel):
+    """Where a code-first instance is: its workflow task, what the code reached so far,
+    and the wait or hold it is in."""
+
+    task: int = Field(0, description="Workflow tasks emitted so far; the current one is n.")
+    reason: str = "start"
+    open: bool = Field(False, description="Whether the current task still awaits its end.")
+    due: str | None = Field(None, description="When the open task is sent again if silent.")
+    history: list[dict[str, Any]] = Field(default_factory=list)
+    wait: dict[str, Any] | None = None
+    held: str | None = Field(None, description="Why the instance is held (nondeterministic).")
+    ending: InstanceStatus | None = Field(
+        None, description="How the instance ends once its compensations ran (cancel, timeout)."
+    )
+
+
 class InstanceState(BaseModel):
     """Everything the engine needs to continue an instance; stored as JSON in PostgreSQL."""
 
@@ -128,6 +144,7 @@ class InstanceState(BaseModel):
         0, description="Outcome events emitted so far: they are numbered 1..seq, without gaps."
     )
     published: int = Field(0, description="Events published by actions (send_event) so far.")
+    code: CodeFirstState | None = Field(None, description="Set for code-first instances.")
     created_at: str
     updated_at: str
 

@@ -1,5 +1,6 @@
-"""The commands topic: start, cancel, pause, resume, or send an event to an instance, by
-publishing, so everything the HTTP API does can also be done through Kafka.
+"""The commands topic: start, cancel, pause, resume, or send an event to an instance, or
+register a definition, by publishing, so everything the HTTP API does can also be done
+through Kafka (SDK workers register their code-first workflows this way).
 
 A command is a CloudEvent of type `flowbus.command.<kind>` with the fields below as its
 data, or plain JSON with a `command` field naming the kind next to them. Every command
@@ -7,6 +8,11 @@ that changes nothing goes to the dead-letter topic with the reason: it does not 
 names an unknown instance or workflow, the instance's status does not allow it (the same
 rules, in the same words, as the HTTP API's 409 answers), or no step waits for the event
 it carries.
+
+`register` stores `{"definition": {...}}` through `store_definition`, in a transaction of
+its own: storing is idempotent (the same content is the same version), so a redelivered
+command changes nothing; an invalid or conflicting definition is dead-lettered with the
+problems found.
 
 Commands apply in topic order. Each is checked against the status its instance has when
 its turn comes: a second command for an instance within one batch is checked after the
@@ -22,12 +28,18 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
+from flowbus.definitions.errors import DefinitionConflict, DefinitionError
+from flowbus.definitions.loader import validate_definition
 from flowbus.engine.inputs import Command, EngineInput, EventReceived
 from flowbus.engine.state import InstanceStatus
 from flowbus.envelope import DomainEvent
 from flowbus.ingest.batch import Batch, BatchIngest
 from flowbus.ingest.records import ConsumedRecord
-from flowbus.service.definitions import UnknownDefinition, definition_to_start
+from flowbus.service.definitions import (
+    UnknownDefinition,
+    definition_to_start,
+    store_definition,
+)
 from flowbus.service.unit_of_work import StartRequest, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -62,6 +74,11 @@ class PauseCommand(_Command):
     by: str | None = None
 
 
+class RegisterCommand(_Command):
+    command: Literal["register"]
+    definition: dict[str, Any]
+
+
 class EventCommand(_Command):
     command: Literal["event"]
     instance_id: uuid.UUID
@@ -69,9 +86,8 @@ class EventCommand(_Command):
     event: Any = None
 
 
-AnyCommand = Annotated[
-    StartCommand | CancelCommand | PauseCommand | EventCommand, Field(discriminator="command")
-]
+InstanceCommand = StartCommand | CancelCommand | PauseCommand | EventCommand
+AnyCommand = Annotated[InstanceCommand | RegisterCommand, Field(discriminator="command")]
 _COMMAND = TypeAdapter(AnyCommand)
 
 
@@ -79,7 +95,7 @@ class CommandRefused(ValueError):
     """A command that cannot be carried out; the reason goes to the dead-letter topic."""
 
 
-def parse_command(event: DomainEvent) -> StartCommand | CancelCommand | PauseCommand | EventCommand:
+def parse_command(event: DomainEvent) -> InstanceCommand | RegisterCommand:
     body = event.data if isinstance(event.data, dict) else None
     if body is None:
         raise CommandRefused("a command must be a JSON object")
@@ -97,9 +113,7 @@ def parse_command(event: DomainEvent) -> StartCommand | CancelCommand | PauseCom
         raise CommandRefused(f"invalid command: {problems}") from None
 
 
-Parsed = tuple[
-    ConsumedRecord, DomainEvent, StartCommand | CancelCommand | PauseCommand | EventCommand
-]
+Parsed = tuple[ConsumedRecord, DomainEvent, InstanceCommand]
 
 
 class CommandIngest(BatchIngest):
@@ -109,13 +123,30 @@ class CommandIngest(BatchIngest):
         parsed: list[Parsed] = []
         for record, event in batch.events:
             try:
-                parsed.append((record, event, parse_command(event)))
+                command = parse_command(event)
+                if isinstance(command, RegisterCommand):
+                    await self._register(command)
+                else:
+                    parsed.append((record, event, command))
             except CommandRefused as exc:
                 batch.dead_letter(record, str(exc))
         for number, turn in enumerate(_turns(parsed)):
             if number:
                 await batch.uow.flush()
             await self._apply(batch, turn)
+
+    async def _register(self, command: RegisterCommand) -> None:
+        try:
+            definition = validate_definition(command.definition)
+            stored = await store_definition(self._engine, definition)
+        except (DefinitionError, DefinitionConflict) as exc:
+            raise CommandRefused(f"definition not stored: {exc}") from None
+        log.info(
+            "definition.registered",
+            workflow_id=stored.definition.id,
+            version=stored.version,
+            created=stored.created,
+        )
 
     async def _apply(self, batch: Batch, commands: list[Parsed]) -> None:
         """Apply commands for distinct instances, each checked against its current status."""

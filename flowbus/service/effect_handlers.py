@@ -20,6 +20,7 @@ from flowbus.engine.effects import (
     PublishEvent,
     RecordAttempt,
     RunAction,
+    SendWorkflowTask,
     SetTimer,
     StartChild,
     Subscribe,
@@ -28,13 +29,14 @@ from flowbus.engine.effects import (
 )
 from flowbus.engine.inputs import ChildFinished, Command, EngineInput
 from flowbus.engine.state import InstanceState
+from flowbus.external.task import activity_task
 from flowbus.service.codec import encode_input
 from flowbus.service.messages import StartSubflow, TakeBufferedEvent
 from flowbus.service.reports import FinishedStep
 from flowbus.store.approvals import approval_row
 from flowbus.store.subscriptions import Subscription
 from flowbus.store.timers import ACTION_JOB, INBOX, NewTimer
-from flowbus.times import parse_time
+from flowbus.times import parse_time, rfc3339
 
 if TYPE_CHECKING:
     from flowbus.service.unit_of_work import UnitOfWork
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 DECISION_REFUSED = "flowbus.approval.decision_refused"
+WORKFLOW_TASK = "flowbus.task.workflow"
+TASK_ACTION = "task"
+"""The action handed to task workers through the outbox instead of run as a job."""
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 Handler = Callable[["UnitOfWork", InstanceState, Any], None]
@@ -72,6 +77,20 @@ def _emit(uow: UnitOfWork, state: InstanceState, effect: EmitEvent) -> None:
 
 def _publish(uow: UnitOfWork, state: InstanceState, effect: PublishEvent) -> None:
     uow.events.publish(effect)
+
+
+def _send_workflow_task(uow: UnitOfWork, state: InstanceState, effect: SendWorkflowTask) -> None:
+    task = PublishEvent(
+        topic=uow.events.topics.tasks,
+        key=state.id,
+        id=effect.id,
+        type=WORKFLOW_TASK,
+        time=effect.time,
+        data=effect.data,
+        subject=state.id,
+    )
+    uow.events.publish(task)
+    uow.report.tasks_dispatched += 1
 
 
 def _record_attempt(uow: UnitOfWork, state: InstanceState, effect: RecordAttempt) -> None:
@@ -108,6 +127,12 @@ def _set_timer(uow: UnitOfWork, state: InstanceState, effect: SetTimer) -> None:
 
 
 def _run_action(uow: UnitOfWork, state: InstanceState, effect: RunAction) -> None:
+    if effect.action == TASK_ACTION:
+        definition = uow.catalog.version(state.workflow_id, state.version)
+        topic = uow.events.topics.tasks
+        uow.events.publish(activity_task(topic, state, effect, definition, rfc3339(uow.now)))
+        uow.report.tasks_dispatched += 1
+        return
     uow.changes.timers.append(
         NewTimer(
             instance_id=state.id,
@@ -177,6 +202,7 @@ def _notify_parent(uow: UnitOfWork, state: InstanceState, effect: NotifyParent) 
 EFFECT_HANDLERS: dict[type[Any], Handler] = {
     EmitEvent: _emit,
     PublishEvent: _publish,
+    SendWorkflowTask: _send_workflow_task,
     RecordAttempt: _record_attempt,
     LogLine: _log_line,
     SetTimer: _set_timer,

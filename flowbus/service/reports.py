@@ -25,6 +25,8 @@ class WorkReport:
     applied: int = 0
     unknown: list[str] = field(default_factory=list)
     actions_queued: int = 0
+    tasks_dispatched: int = 0
+    """Task records for task workers, written to the outbox."""
     timers_set: int = 0
     inbox_sent: int = 0
     finished_steps: list[FinishedStep] = field(default_factory=list)
@@ -43,6 +45,8 @@ class BatchReport:
     buffered: int = 0
     refused: list[str] = field(default_factory=list)
     """Decisions refused before reaching the engine, by reason kind."""
+    stale: int = 0
+    """Results for a task or attempt that is no longer current: ignored."""
     work: WorkReport = field(default_factory=WorkReport)
 
     @property

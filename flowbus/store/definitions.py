@@ -19,10 +19,12 @@ from flowbus.store.tables import workflow_definitions as defs
 
 
 def canonical_document(definition: WorkflowDefinition) -> dict[str, Any]:
-    """The definition as stored: camelCase JSON, without the version and deprecated flag."""
-    return definition.model_dump(
-        mode="json", by_alias=True, exclude={"version", "deprecated"}, exclude_none=True
+    """The definition as stored: camelCase JSON, without the version and deprecated flag
+    (and without `kind` when declarative, as documents were before code-first ones)."""
+    exclude = (
+        {"version", "deprecated"} if definition.code_first else {"version", "deprecated", "kind"}
     )
+    return definition.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)
 
 
 def checksum(document: dict[str, Any]) -> str:

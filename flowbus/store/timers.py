@@ -69,6 +69,25 @@ class TimerRepository:
             condition = and_(condition, timers.c.step_id == step_id)
         await self._conn.execute(delete(timers).where(condition))
 
+    async def postpone(
+        self, instance_id: str, kind: str, step_id: str, attempt: int, due_at: datetime
+    ) -> bool:
+        """Move the due time of one step attempt's timer of `kind`; whether there was one."""
+        moved = await self._conn.execute(
+            update(timers)
+            .where(
+                and_(
+                    timers.c.instance_id == instance_id,
+                    timers.c.kind == kind,
+                    timers.c.step_id == step_id,
+                    timers.c.attempt == attempt,
+                )
+            )
+            .values(due_at=due_at)
+            .returning(timers.c.id)
+        )
+        return moved.first() is not None
+
     async def claim_due(self, now: datetime, limit: int) -> list[Any]:
         """Lock due timers and inbox rows (not held by a pause), oldest first."""
         rows = await self._conn.execute(

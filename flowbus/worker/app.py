@@ -27,6 +27,7 @@ from flowbus.ingest.batch import dead_letter
 from flowbus.ingest.commands import CommandIngest
 from flowbus.ingest.decisions import DecisionIngest
 from flowbus.ingest.records import ConsumedRecord
+from flowbus.ingest.results import ResultIngest
 from flowbus.ingest.triggers import TriggerIngest
 from flowbus.limits import JsonLimits
 from flowbus.outbox.relay import OutboxRelay
@@ -77,6 +78,7 @@ class WorkerRuntime:
             max_step_output_bytes=settings.limits.max_step_output_bytes,
             max_variables_bytes=settings.limits.max_variables_bytes,
             max_event_bytes=settings.limits.max_event_bytes,
+            workflow_task_timeout=timedelta(seconds=settings.worker.workflow_task_timeout),
         )
         shared: dict[str, Any] = {
             "catalog": lambda: self.catalog,
@@ -99,6 +101,7 @@ class WorkerRuntime:
             topics=settings.topics,
             **shared,
         )
+        self.results = ResultIngest(self.engine, **consumed, **shared)
         self.timers = TimerPoller(
             self.engine,
             batch_size=settings.worker.timer_batch_size,
@@ -282,6 +285,7 @@ def create_app(settings: Settings) -> FlowbusApp:
     consume(list(settings.source_topics), "flowbus.ingest", runtime.triggers.apply)
     consume([settings.topics.commands], "flowbus.commands", runtime.commands.apply)
     consume([settings.topics.decisions], "flowbus.decisions", runtime.decisions.apply)
+    consume([settings.topics.results], "flowbus.results", runtime.results.apply)
 
     for name, loop in (
         ("relay", runtime.relay.run),

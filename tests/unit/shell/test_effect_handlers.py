@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, get_args
 
+import orjson
 import pytest
 
 from flowbus.definitions.catalog import DefinitionCatalog
@@ -149,3 +150,26 @@ async def test_a_failing_unit_of_work_writes_nothing() -> None:
         await fail_after_a_timer()
 
     assert tables.timers == []
+
+
+async def test_a_task_action_is_published_to_the_tasks_topic_in_the_same_transaction() -> None:
+    effect = RunAction(
+        step_id="charge",
+        attempt=2,
+        action="task",
+        config={"taskType": "charge-card", "input": {"amount": 42}},
+        idempotency_key="i-1:charge",
+        tries=2,
+    )
+
+    tables = await taken(effect)
+
+    assert tables.timers == [], "no job: nobody in flowbus waits on a task"
+    [row] = tables.outbox
+    task = orjson.loads(row["value"])
+    assert (row["topic"], row["key"]) == ("flowbus.tasks", b"i-1")
+    assert task["type"] == "flowbus.task.activity"
+    assert task["data"]["taskId"] == "i-1:charge:2"
+    assert task["data"]["taskType"] == "charge-card"
+    assert task["data"]["input"] == {"amount": 42}
+    assert (task["data"]["attempt"], task["data"]["idempotencyKey"]) == (2, "i-1:charge")
