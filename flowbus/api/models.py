@@ -132,6 +132,14 @@ class CurrentStep(ApiModel):
     started_at: str
 
 
+class HeldState(ApiModel):
+    """Why a code-first instance cannot go on until a worker or an operator acts."""
+
+    reason: str = Field(description="nondeterministic, unsupported or invalid_wait.")
+    message: str | None = None
+    since: str | None = None
+
+
 class InstanceDetail(InstanceSummary):
     parent_step_id: str | None = None
     input: Any = None
@@ -140,6 +148,9 @@ class InstanceDetail(InstanceSummary):
     variables: dict[str, Any] = Field(default_factory=dict)
     current_steps: list[CurrentStep] = Field(description="The active steps (`state.active`).")
     history: list[StepExecution] = Field(description="Every step attempt, in start order.")
+    held: HeldState | None = Field(
+        None, description="Set while a code-first instance is held; `retry` sends it a task."
+    )
 
 
 class StartInstance(RequestModel):

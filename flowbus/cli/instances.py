@@ -107,6 +107,10 @@ def show_instance(api: ApiClient, as_json: bool, instance_id: str) -> None:
     click.echo("variables " + orjson.dumps(body["variables"]).decode())
     if body.get("error"):
         click.echo("error " + orjson.dumps(body["error"]).decode())
+    held = body.get("held")
+    if held:
+        click.echo(f"held ({held['reason']}) since {held.get('since')}: {held.get('message')}")
+        click.echo("  `flowbus instances retry` sends it its task again once fixed")
     current = ", ".join(f"{s['stepId']} ({s['status']})" for s in body["currentSteps"]) or "-"
     click.echo(f"current steps: {current}")
     _history(body["history"])

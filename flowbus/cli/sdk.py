@@ -11,9 +11,17 @@ from typing import Any
 import click
 
 
-def load_worker(target: str, broker: str | None, group: str | None) -> Any:
+def load_worker(
+    target: str,
+    broker: str | None,
+    group: str | None,
+    topics: dict[str, str] | None = None,
+) -> Any:
     """The `Worker` named by `module:attr`: the attribute itself when it is a Worker, else
-    a Worker built from the workflows and tasks it lists (`broker`/`group` override)."""
+    a Worker built from the workflows and tasks it lists (`broker`, `group` and the topic
+    names in `topics`, keys `tasks`/`results`/`commands`, override)."""
+    from dataclasses import replace
+
     from flowbus.sdk import Task, Worker, Workflow
 
     module_name, _, attr = target.partition(":")
@@ -29,6 +37,8 @@ def load_worker(target: str, broker: str | None, group: str | None) -> Any:
             value.broker = broker
         if group:
             value.group = group
+        if topics:
+            value.topics = replace(value.topics, **topics)
         return value
     items = list(value) if isinstance(value, list | tuple) else [value]
     flows = [i for i in items if isinstance(i, Workflow)]
@@ -41,6 +51,8 @@ def load_worker(target: str, broker: str | None, group: str | None) -> Any:
     options: dict[str, Any] = {"broker": broker or "127.0.0.1:9092"}
     if group:
         options["group"] = group
+    if topics:
+        options["topics"] = topics
     return Worker(workflows=flows, tasks=tasks, **options)
 
 
@@ -53,8 +65,35 @@ def load_worker(target: str, broker: str | None, group: str | None) -> Any:
     help="Kafka bootstrap servers (default: the Worker's, or 127.0.0.1:9092).",
 )
 @click.option("--group", default=None, help="Consumer group (default flowbus-sdk).")
-def sdk_worker(target: str, broker: str | None, group: str | None) -> None:
+@click.option(
+    "--tasks-topic",
+    envvar="FLOWBUS_TOPICS__TASKS",
+    default=None,
+    help="The topic flowbus sends tasks on (default flowbus.tasks).",
+)
+@click.option(
+    "--results-topic",
+    envvar="FLOWBUS_TOPICS__RESULTS",
+    default=None,
+    help="The topic results go to (default flowbus.results).",
+)
+@click.option(
+    "--commands-topic",
+    envvar="FLOWBUS_TOPICS__COMMANDS",
+    default=None,
+    help="The topic definitions are registered on (default flowbus.commands).",
+)
+def sdk_worker(
+    target: str,
+    broker: str | None,
+    group: str | None,
+    tasks_topic: str | None,
+    results_topic: str | None,
+    commands_topic: str | None,
+) -> None:
     """Run the workflows and task handlers of TARGET (`module:attr`, a Worker or a list of
     workflows and tasks) until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    load_worker(target, broker, group).run()
+    named = {"tasks": tasks_topic, "results": results_topic, "commands": commands_topic}
+    topics = {key: value for key, value in named.items() if value}
+    load_worker(target, broker, group, topics).run()

@@ -75,22 +75,28 @@ class DefinitionCatalog:
             matches.append(TriggerMatch(definition, definition.triggers[t_index]))
         return matches
 
-    def set_wait_probes(self, documents: Iterable[dict[str, Any]]) -> None:
+    def set_wait_probes(
+        self,
+        documents: Iterable[dict[str, Any]],
+        run_time: Iterable[tuple[str, str, str | None]] = (),
+    ) -> None:
         """Collect what every stored version's event waits listen for (running instances
-        may be on any version)."""
+        may be on any version), and the (topic, match, type) of waits chosen at run time."""
+        declared = (
+            (str(event.get("topic")), event["match"], event.get("type"))
+            for document in documents
+            for step in _all_steps(document.get("steps", []))
+            if step.get("type") == "wait"
+            and isinstance(event := step.get("event"), dict)
+            and isinstance(event.get("match"), str)
+        )
         found: dict[str, dict[tuple[str | None, str], WaitProbe]] = {}
-        for document in documents:
-            for step in _all_steps(document.get("steps", [])):
-                event = step.get("event") if step.get("type") == "wait" else None
-                if not isinstance(event, dict) or not isinstance(event.get("match"), str):
-                    continue
-                try:
-                    probe = WaitProbe(event.get("type"), Path(event["match"]))
-                except PathError:
-                    continue
-                found.setdefault(str(event.get("topic")), {})[
-                    (probe.event_type, probe.match.source)
-                ] = probe
+        for topic, match, event_type in [*declared, *run_time]:
+            try:
+                probe = WaitProbe(event_type, Path(match))
+            except PathError:
+                continue
+            found.setdefault(topic, {})[(probe.event_type, probe.match.source)] = probe
         self._probes = {topic: list(probes.values()) for topic, probes in found.items()}
 
     def wait_topics(self) -> set[str]:

@@ -5,34 +5,28 @@ must run (the instance started, a wait ended, it is cancelled) the engine emits 
 workflow task, `<instance>:<n>`, with the history of every step and wait the code reached
 before. The worker answers with step checkpoints (`StepReported`) and one end of the task
 (`TaskEnded`); only answers carrying the current task id apply, and none after the task
-ended. Waits reuse the declarative machinery: a durable timer for `timer`, an event
-subscription (with the early-event buffer) for `event`, a subflow for `child`.
+ended. Waits (`code_waits`) reuse the declarative machinery.
 
 A task nobody answers is sent again, with the same id, `limits.workflow_task_timeout`
 after the last answer: its timer, when it fires early, only moves on to the new deadline.
+
+An instance flowbus cannot go on with is held (`CodeFirstState.held`, a
+`flowbus.instance.held` event): the replay diverged (`nondeterministic`), no worker hosts
+its version (`unsupported`: the task keeps being sent again until one answers), or the
+code waits for something flowbus cannot set up (`invalid_wait`). An operator `retry`
+sends a held instance a new task; a code-first instance that ended `failed` is not
+retried (its compensations ran: replaying the history would reuse undone results).
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from flowbus.definitions.types import Duration
-from flowbus.engine.effects import (
-    CancelChild,
-    CancelTimers,
-    Effect,
-    RecordAttempt,
-    SendWorkflowTask,
-    SetTimer,
-    StartChild,
-    Subscribe,
-    Unsubscribe,
-)
+from flowbus.engine.code_base import CODE_STEP, unknown_error
+from flowbus.engine.code_waits import BadWait, CodeWaits
+from flowbus.engine.effects import SendWorkflowTask, SetTimer
 from flowbus.engine.inputs import (
+    ApprovalDecision,
     ChildFinished,
     Command,
     EngineInput,
@@ -41,7 +35,6 @@ from flowbus.engine.inputs import (
     TaskEnded,
     TimerFired,
 )
-from flowbus.engine.run import Run
 from flowbus.engine.state import (
     CodeFirstState,
     ErrorInfo,
@@ -51,11 +44,6 @@ from flowbus.engine.state import (
 )
 from flowbus.times import parse_time, rfc3339
 
-CHILD_NAMESPACE = uuid.UUID("7a0d5c1e-93b4-4f2a-b8e6-1c9d0f3a5e72")
-CODE_STEP = "code"
-"""The `stepType` of a code-first step in events and the step history."""
-WAIT_TYPES = {"timer": "wait", "event": "wait", "child": "subflow", "approval": "approval"}
-_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _STEP_STATUS = {
     "started": StepStatus.RUNNING,
     "completed": StepStatus.COMPLETED,
@@ -63,26 +51,18 @@ _STEP_STATUS = {
     "compensated": StepStatus.COMPENSATED,
     "compensation_failed": StepStatus.FAILED,
 }
+_STEP_EVENT = {
+    "started": "started",
+    "completed": "completed",
+    "failed": "failed",
+    "compensated": "compensated",
+    "compensation_failed": "failed",
+}
+_APPROVAL_TIMERS = ("deadline", "reminder")
 
 
-_OPEN = (StepStatus.RUNNING, StepStatus.WAITING)
-
-
-class BadWait(ValueError):
-    """A `waiting` result whose wait flowbus cannot set up; the instance is held."""
-
-
-class CodeRun(Run):
+class CodeRun(CodeWaits):
     """One transition of a code-first instance."""
-
-    @property
-    def code(self) -> CodeFirstState:
-        code = self.state.code
-        assert code is not None, f"instance {self.state.id} is not code-first"
-        return code
-
-    def task_id(self) -> str:
-        return f"{self.state.id}:{self.code.task}"
 
     # -- starting and tasks -------------------------------------------------------------
 
@@ -93,12 +73,11 @@ class CodeRun(Run):
         self.next_task("start")
 
     def next_task(self, reason: str) -> None:
-        """Emit a new workflow task: the code runs from the start, replaying its history."""
         code = self.code
         code.task += 1
         code.reason = reason
         code.open = True
-        code.held = None
+        self._unhold()
         self.state.status = InstanceStatus.RUNNING
         self._send_task()
 
@@ -138,9 +117,11 @@ class CodeRun(Run):
         elif isinstance(value, TimerFired):
             self._on_timer(value)
         elif isinstance(value, EventReceived):
-            self._on_wait_ended(value.step_id, "event", value.event)
+            self.end_wait(value.step_id, "event", value.event)
         elif isinstance(value, ChildFinished):
             self._on_child(value)
+        elif isinstance(value, ApprovalDecision):
+            self._on_decision(value)
         elif isinstance(value, Command):
             self._on_command(value)
 
@@ -149,6 +130,7 @@ class CodeRun(Run):
             return
         code = self.code
         code.due = rfc3339(self.moment + self.limits.workflow_task_timeout)
+        self._unhold("unsupported")
         previous = self.state.steps.get(report.name)
         started_at = self.now
         if previous is not None and previous.attempt == report.attempt:
@@ -174,20 +156,14 @@ class CodeRun(Run):
         )
         if report.status in ("compensated", "compensation_failed"):
             self._compensating()
-        event = {
-            "started": "started",
-            "completed": "completed",
-            "failed": "failed",
-            "compensated": "compensated",
-            "compensation_failed": "failed",
-        }[report.status]
+        event = _STEP_EVENT[report.status]
         if status is StepStatus.FAILED and report.status == "completed":
             event = "failed"
         extra: dict[str, Any] = {}
         if event in ("completed", "compensated"):
             extra["output"] = output
         elif event == "failed":
-            extra["error"] = (error or _unknown_error(report.name)).model_dump(mode="json")
+            extra["error"] = (error or unknown_error(report.name)).model_dump(mode="json")
         self._emit_step(report.name, CODE_STEP, event, report.attempt, **extra)
         self._record(report.name, CODE_STEP, report.attempt, status, started_at, output, error)
         if report.status in ("completed", "failed") or status is StepStatus.FAILED:
@@ -200,19 +176,10 @@ class CodeRun(Run):
             if status is StepStatus.COMPLETED:
                 entry["result"] = output
             else:
-                entry["error"] = (error or _unknown_error(report.name)).model_dump(
+                entry["error"] = (error or unknown_error(report.name)).model_dump(
                     mode="json", exclude={"step_id"}
                 )
             self._remember(entry)
-
-    def _remember(self, entry: dict[str, Any]) -> None:
-        history = self.code.history
-        for index, known in enumerate(history):
-            if known["seq"] == entry["seq"]:
-                history[index] = entry
-                return
-        history.append(entry)
-        history.sort(key=lambda e: e["seq"])
 
     def _compensating(self) -> None:
         if self.state.status is InstanceStatus.COMPENSATING:
@@ -238,10 +205,10 @@ class CodeRun(Run):
             code.due = rfc3339(self.moment + self.limits.workflow_task_timeout)
             self._held("unsupported", f"{where}: {message}")
             return
+        self._unhold("unsupported")
         if ended.outcome == "nondeterministic":
             message = ended.error.message if ended.error else "the replay diverged"
             code.open = False
-            code.held = "nondeterministic"
             self._held("nondeterministic", message)
             return
         code.open = False
@@ -261,10 +228,17 @@ class CodeRun(Run):
             try:
                 self._wait(ended.wait or {})
             except BadWait as exc:
-                code.held = "invalid_wait"
                 self._held("invalid_wait", f"cannot wait: {exc}")
 
     def _held(self, reason: str, message: str) -> None:
+        """Hold the instance: say why in its state and in a `flowbus.instance.held` event
+        (again when the reason or message changes, not for every resent task)."""
+        code = self.code
+        if (code.held, code.held_message) == (reason, message):
+            return
+        if code.held != reason:
+            code.held_since = self.now
+        code.held, code.held_message = reason, message
         self.emit(
             "instances",
             "flowbus.instance.held",
@@ -286,68 +260,22 @@ class CodeRun(Run):
         self._stop_wait()
         self._finish(status, output=output, error=error)
 
-    # -- waits --------------------------------------------------------------------------
+    # -- commands -----------------------------------------------------------------------
 
-    def _wait(self, wait: dict[str, Any]) -> None:
-        """Set up the wait the task ended on; `BadWait` (nothing changed) if it cannot be."""
-        kind, name, seq = wait.get("kind"), wait.get("name"), wait.get("seq")
-        if kind not in WAIT_TYPES or not isinstance(name, str) or not isinstance(seq, int):
-            raise BadWait("a wait needs kind (timer, event, child), name and seq")
-        if kind == "approval":
-            raise BadWait("approval waits of code-first workflows are not supported yet")
+    def _unhold(self, only: str | None = None) -> None:
+        """The instance is no longer held (only if held for `only`, when given)."""
         code = self.code
-        task = code.task
-        effects: list[Effect] = []
-        recorded = dict(wait)
-        if kind == "timer":
-            after = _duration(wait.get("duration"), "duration")
-            effects.append(SetTimer("wait", self.moment + after, name, task))
-        elif kind == "event":
-            topic, match, event_type = wait.get("topic"), wait.get("match"), wait.get("type")
-            if not isinstance(topic, str) or not isinstance(match, str):
-                raise BadWait("an event wait needs topic and match")
-            effects.append(
-                Subscribe(
-                    step_id=name,
-                    attempt=task,
-                    topic=topic,
-                    event_type=event_type if isinstance(event_type, str) else None,
-                    match=match,
-                    key=str(wait.get("key")),
-                )
-            )
-            if wait.get("timeout") is not None:
-                after = _duration(wait.get("timeout"), "timeout")
-                effects.append(SetTimer("wait_timeout", self.moment + after, name, task))
-        else:
-            workflow_id, version = wait.get("workflowId"), wait.get("version")
-            if not isinstance(workflow_id, str):
-                raise BadWait("a child wait needs workflowId")
-            child_id = str(uuid.uuid5(CHILD_NAMESPACE, f"{self.state.id}/{name}/{task}"))
-            recorded["childId"] = child_id
-            effects.append(
-                StartChild(
-                    step_id=name,
-                    attempt=task,
-                    child_id=child_id,
-                    workflow_id=workflow_id,
-                    version=version if isinstance(version, int) else None,
-                    input=wait.get("input"),
-                )
-            )
-        code.wait = recorded
-        self.state.steps[name] = StepState(
-            status=StepStatus.WAITING, attempt=task, started_at=self.now
-        )
-        self._emit_step(name, WAIT_TYPES[kind], "started", task)
-        self._record(name, WAIT_TYPES[kind], task, StepStatus.WAITING, self.now, None, None)
-        self.state.status = InstanceStatus.WAITING
-        self.effects.extend(effects)
+        if only is None or code.held == only:
+            code.held = code.held_message = code.held_since = None
+
+    # -- timers -------------------------------------------------------------------------
 
     def _on_timer(self, timer: TimerFired) -> None:
         code = self.code
         if timer.kind == "task_timeout":
-            if timer.attempt != code.task or not code.open or code.held is not None:
+            if timer.attempt != code.task or not code.open:
+                return
+            if code.held not in (None, "unsupported"):
                 return
             due = parse_time(code.due) if code.due else self.moment
             if self.moment >= due:
@@ -362,68 +290,18 @@ class CodeRun(Run):
         if timer.attempt != code.task:
             return
         if timer.kind == "wait":
-            self._on_wait_ended(timer.step_id, "timer", None)
+            self.end_wait(timer.step_id, "timer", None)
         elif timer.kind == "wait_timeout":
-            self._on_wait_ended(timer.step_id, "event", None, status="timed_out")
-
-    def _on_child(self, finished: ChildFinished) -> None:
-        wait = self.code.wait
-        if wait is None or wait.get("childId") != finished.child_id:
-            return
-        result = {
-            "instanceId": finished.child_id,
-            "status": finished.status,
-            "output": finished.output,
-            "error": finished.error.model_dump(mode="json") if finished.error else None,
-        }
-        self._on_wait_ended(finished.step_id, "child", result)
-
-    def _on_wait_ended(
-        self, name: str | None, kind: str, result: Any, status: str = "completed"
-    ) -> None:
-        code = self.code
-        wait = code.wait
-        if wait is None or wait.get("name") != name or wait.get("kind") != kind:
-            return
-        assert name is not None
-        self._stop_wait()
-        step = self.state.steps[name]
-        step.status = StepStatus.COMPLETED
-        step.finished_at = self.now
-        step.output = result
-        self._emit_step(name, WAIT_TYPES[kind], "completed", step.attempt, output=result)
-        self._record(
-            name, WAIT_TYPES[kind], step.attempt, step.status, step.started_at, result, None
-        )
-        self._remember(
-            {
-                "kind": "wait",
-                "name": name,
-                "seq": wait["seq"],
-                "waitKind": kind,
-                "status": status,
-                "result": result,
-            }
-        )
-        self.next_task("resumed")
-
-    def _stop_wait(self) -> None:
-        wait = self.code.wait
-        if wait is None:
-            return
-        self.code.wait = None
-        name = wait["name"]
-        self.effects.append(CancelTimers(step_id=name))
-        if wait.get("kind") == "event":
-            self.effects.append(Unsubscribe(step_id=name))
-        elif wait.get("kind") == "child" and isinstance(wait.get("childId"), str):
-            self.effects.append(CancelChild(child_id=wait["childId"]))
+            self.end_wait(timer.step_id, "event", None, status="timed_out")
+        elif timer.kind in _APPROVAL_TIMERS:
+            self._on_approval_timer(timer)
 
     # -- commands -----------------------------------------------------------------------
 
     def _on_command(self, command: Command) -> None:
         state, code = self.state, self.code
         if command.kind == "retry":
+            # Final instances never get here: `retry` of a failed code-first one is refused.
             if code.held is not None and not state.status.is_final:
                 self.next_task("resumed")
             return
@@ -460,53 +338,3 @@ class CodeRun(Run):
         self._compensating()
         self.next_task("cancel")
         self.state.status = InstanceStatus.COMPENSATING
-
-    # -- events and history -------------------------------------------------------------
-
-    def _emit_step(self, name: str, step_type: str, kind: str, attempt: int, **data: Any) -> None:
-        self.emit(
-            "steps",
-            f"flowbus.step.{kind}",
-            stepId=name,
-            stepType=step_type,
-            attempt=attempt,
-            **data,
-        )
-
-    def _record(
-        self,
-        name: str,
-        step_type: str,
-        attempt: int,
-        status: StepStatus,
-        started_at: str,
-        output: Any,
-        error: ErrorInfo | None,
-    ) -> None:
-        level = self.definition.execution_log.level
-        if level == "error" and status is not StepStatus.FAILED:
-            return
-        self.effects.append(
-            RecordAttempt(
-                step_id=name,
-                step_type=step_type,
-                attempt=attempt,
-                status=status.value,
-                started_at=started_at,
-                finished_at=None if status in _OPEN else self.now,
-                input=None,
-                output=output if level != "error" else None,
-                error=error,
-            )
-        )
-
-
-def _duration(value: Any, field: str) -> timedelta:
-    try:
-        return _DURATION.validate_python(value)
-    except ValidationError:
-        raise BadWait(f"{field}: {value!r} is not an ISO 8601 duration") from None
-
-
-def _unknown_error(name: str) -> ErrorInfo:
-    return ErrorInfo(type="Failed", message=f"step {name!r} failed", step_id=name)

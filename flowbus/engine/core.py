@@ -166,6 +166,7 @@ def _retries(state: InstanceState, event: EngineInput) -> bool:
         isinstance(event, Command)
         and event.kind == "retry"
         and state.status is InstanceStatus.FAILED
+        and state.code is None
         and state.error is not None
         and state.error.step_id is not None
         and state.error.type != "CompensationFailed"

@@ -108,7 +108,11 @@ class CodeFirstState(BaseModel):
     due: str | None = Field(None, description="When the open task is sent again if silent.")
     history: list[dict[str, Any]] = Field(default_factory=list)
     wait: dict[str, Any] | None = None
-    held: str | None = Field(None, description="Why the instance is held (nondeterministic).")
+    held: str | None = Field(
+        None, description="Why the instance is held: nondeterministic, unsupported, invalid_wait."
+    )
+    held_message: str | None = Field(None, description="What holds it, for the operator.")
+    held_since: str | None = Field(None, description="When it was held (RFC 3339).")
     ending: InstanceStatus | None = Field(
         None, description="How the instance ends once its compensations ran (cancel, timeout)."
     )

@@ -41,6 +41,7 @@ from flowbus.service.definitions import (
     store_definition,
 )
 from flowbus.service.unit_of_work import StartRequest, UnitOfWork
+from flowbus.store.instances import CodeHold
 
 log = structlog.get_logger(__name__)
 
@@ -261,10 +262,26 @@ _ALLOWED: dict[str, tuple[frozenset[InstanceStatus], str]] = {
 
 
 def _check_status(
-    instance_id: str, command: Any, status: InstanceStatus, error: dict[str, Any] | None
+    instance_id: str,
+    command: Any,
+    status: InstanceStatus,
+    error: dict[str, Any] | None,
+    code: CodeHold | None = None,
 ) -> None:
-    """Refuse a command the instance's status does not allow, as the HTTP API does (409)."""
+    """Refuse a command the instance's status does not allow, as the HTTP API does (409).
+
+    `retry` also applies to a held code-first instance (it sends it its task again), and
+    not to a failed code-first one (its compensations ran: start a new instance)."""
     kind = command.command
+    if kind == "retry" and code is not None:
+        if code.held is not None and not status.is_final:
+            return
+        if status is InstanceStatus.FAILED:
+            raise CommandRefused(
+                f"instance {instance_id} is a code-first instance that failed: its "
+                "compensations ran, so replaying its history would reuse undone results; "
+                "start a new instance instead"
+            )
     allowed, allowed_text = _ALLOWED[kind]
     if status not in allowed:
         raise CommandRefused(

@@ -92,6 +92,16 @@ class WorkflowContext:
         """Time from the instance's start to this task (the task's `now`)."""
         return self._now - self._started
 
+    def idempotency_key(self, name: str | None = None) -> str:
+        """A key for the side effect of step `name` (default: the step whose function is
+        running): `<instance id>:<name>`, the same on every attempt, every replay and every
+        worker, so the system a step calls can drop a repeat of a call it already did (a
+        worker that dies mid-step leaves the step to run again)."""
+        step = name if name is not None else self.current_step
+        if not step:
+            raise ValueError("idempotency_key needs a step name outside a running step")
+        return f"{self.run_id}:{step}"
+
     @property
     def replaying(self) -> bool:
         """True while the code is still inside the recorded history."""
@@ -241,6 +251,8 @@ class WorkflowContext:
             raise StepError(
                 wait_name, str(error.get("type", "Error")), str(error.get("message", ""))
             )
+        if entry is not None and status == "timed_out":
+            raise StepError(wait_name, "TimeoutError", f"{kind} wait {wait_name!r} timed out")
         self._check_halt()
         self._interrupt = _Suspend({"name": wait_name, "seq": seq, "kind": kind, **spec})
         raise self._interrupt

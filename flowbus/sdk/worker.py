@@ -149,7 +149,7 @@ class Worker:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             if not batches:
                 continue
-            await asyncio.gather(*(self._partition(recs) for recs in batches.values()))
+            await asyncio.gather(*(self._partition(recs) for recs in _by_key(batches.values())))
             offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items()}
             try:
                 await consumer.commit(offsets)
@@ -157,8 +157,15 @@ class Worker:
                 log.warning("commit refused (rebalance), the tasks will come again: %s", exc)
 
     async def _partition(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        decoded: list[tuple[str, dict[str, Any]] | None] = []
         for record in records:
-            await self.handle(record.value)
+            try:
+                decoded.append(decode(record.value))
+            except BadRecord as exc:
+                log.warning("skipped a record on %s: %s", self.topics.tasks, exc)
+                decoded.append(None)
+        for event_type, data in superseded_dropped(decoded):
+            await self._run(event_type, data)
 
     async def handle(self, value: bytes | None) -> None:
         """Run one task record and send its results; bad records are logged and skipped."""
@@ -167,6 +174,9 @@ class Worker:
         except BadRecord as exc:
             log.warning("skipped a record on %s: %s", self.topics.tasks, exc)
             return
+        await self._run(event_type, data)
+
+    async def _run(self, event_type: str, data: dict[str, Any]) -> None:
         try:
             if event_type == WORKFLOW_TASK:
                 key = (str(data["workflowId"]), int(data.get("version") or 1))
@@ -199,6 +209,45 @@ class Worker:
                 await sent
 
         return emit
+
+
+def superseded_dropped(
+    records: Sequence[tuple[str, dict[str, Any]] | None],
+) -> list[tuple[str, dict[str, Any]]]:
+    """The decoded records of one partition without the workflow tasks that a later
+    workflow task of the same instance supersedes.
+
+    flowbus sends a task again (same id, the history as it is now) when a worker died
+    holding it; the dead worker's uncommitted record then comes back too, with an older
+    history. Replaying that one would run again the steps it does not list as completed;
+    only the newest workflow task of an instance is worth running.
+    """
+    newest: dict[str, int] = {}
+    for position, item in enumerate(records):
+        if item is not None and item[0] == WORKFLOW_TASK:
+            newest[str(item[1].get("instanceId"))] = position
+    kept = []
+    for position, item in enumerate(records):
+        if item is None:
+            continue
+        event_type, data = item
+        if event_type == WORKFLOW_TASK and newest[str(data.get("instanceId"))] != position:
+            log.info("skipped workflow task %s: a newer one follows", data.get("taskId"))
+            continue
+        kept.append(item)
+    return kept
+
+
+def _by_key(
+    batches: Iterable[Sequence[ConsumerRecord[Any, Any]]],
+) -> list[list[ConsumerRecord[Any, Any]]]:
+    """The batch's records grouped by partition and key (the instance id), each group in
+    offset order: an instance's records run one after the other, instances side by side."""
+    groups: dict[tuple[int, bytes | None], list[ConsumerRecord[Any, Any]]] = {}
+    for records in batches:
+        for record in records:
+            groups.setdefault((record.partition, record.key), []).append(record)
+    return list(groups.values())
 
 
 def _report(sent: asyncio.Future[Any]) -> None:

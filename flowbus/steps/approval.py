@@ -141,7 +141,7 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         data = call.state.data
         reason = self._refusal(call, decision)
         if reason is not None:
-            _refuse(call, decision, reason)
+            refuse(call, decision, reason)
             return
         record = {
             "by": decision.decided_by,
@@ -271,7 +271,7 @@ class ApprovalStep(StepType[ApprovalStepModel]):
     def on_stale_decision(
         self, step: ApprovalStepModel, call: StepCall, decision: ApprovalDecision
     ) -> None:
-        _refuse(call, decision, "unknown or closed approval")
+        refuse(call, decision, "unknown or closed approval")
 
     def on_cancel(self, step: ApprovalStepModel, call: StepCall) -> None:
         if "approvalId" in call.state.data:
@@ -294,7 +294,7 @@ class ApprovalStep(StepType[ApprovalStepModel]):
         )
 
 
-def _refuse(call: StepCall, decision: ApprovalDecision, reason: str) -> None:
+def refuse(call: StepCall, decision: ApprovalDecision, reason: str) -> None:
     """A refused decision: an event says why, nothing else changes."""
     call.emit(
         "approvals",

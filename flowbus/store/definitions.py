@@ -17,6 +17,9 @@ from flowbus.engine.state import InstanceStatus
 from flowbus.store.tables import instances
 from flowbus.store.tables import workflow_definitions as defs
 
+DEFINITIONS_CHANNEL = "flowbus_definitions"
+"""Workers LISTEN here and reload their definitions and wait probes on every notice."""
+
 
 def canonical_document(definition: WorkflowDefinition) -> dict[str, Any]:
     """The definition as stored: camelCase JSON, without the version and deprecated flag
@@ -93,7 +96,7 @@ async def save_definition(
             checksum=digest,
         )
     )
-    await conn.execute(select(func.pg_notify("flowbus_definitions", definition.id)))
+    await conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, definition.id)))
     return definition.model_copy(update={"version": version}), True
 
 
@@ -132,7 +135,7 @@ async def set_deprecated(
         .where(and_(defs.c.workflow_id == workflow_id, defs.c.version == version))
         .values(deprecated=deprecated)
     )
-    await conn.execute(select(func.pg_notify("flowbus_definitions", workflow_id)))
+    await conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, workflow_id)))
     return bool(result.rowcount)
 
 
@@ -183,5 +186,5 @@ async def delete_definition(
     deleted = await conn.execute(delete(defs).where(stored).returning(defs.c.version))
     versions = sorted(row.version for row in deleted)
     if versions:
-        await conn.execute(select(func.pg_notify("flowbus_definitions", workflow_id)))
+        await conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, workflow_id)))
     return versions

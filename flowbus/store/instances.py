@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -113,18 +114,33 @@ class InstanceRepository:
 
     async def lock_status(
         self, ids: Iterable[str]
-    ) -> dict[str, tuple[InstanceStatus, dict[str, Any] | None]]:
-        """Status and error of instances (locked in id order, as `lock` locks)."""
+    ) -> dict[str, tuple[InstanceStatus, dict[str, Any] | None, CodeHold | None]]:
+        """Status and error of instances (locked in id order, as `lock` locks), and for a
+        code-first instance whether it is held."""
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        code = instances.c.state["code"]
         rows = await self._conn.execute(
-            select(instances.c.id, instances.c.status, instances.c.state["error"].label("error"))
+            select(
+                instances.c.id,
+                instances.c.status,
+                instances.c.state["error"].label("error"),
+                code["task"].label("task"),
+                code["held"].label("held"),
+            )
             .where(instances.c.id.in_(wanted))
             .order_by(instances.c.id)
             .with_for_update()
         )
-        return {str(row.id): (InstanceStatus(row.status), row.error) for row in rows}
+        return {
+            str(row.id): (
+                InstanceStatus(row.status),
+                row.error,
+                None if row.task is None else CodeHold(row.held),
+            )
+            for row in rows
+        }
 
     async def save(self, states: Sequence[InstanceState]) -> None:
         if not states:
@@ -182,3 +198,10 @@ class InstanceRepository:
         step history; how many."""
         count = await self._conn.scalar(_PURGE, {"workflow_id": workflow_id, "before": before})
         return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeHold:
+    """A code-first instance's hold: why it is held, or None while it is not."""
+
+    held: str | None

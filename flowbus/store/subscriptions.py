@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, tuple_
+from sqlalchemy import and_, delete, func, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flowbus.store.tables import event_buffer, subscriptions
+from flowbus.store.definitions import DEFINITIONS_CHANNEL
+from flowbus.store.tables import event_buffer, subscriptions, wait_probes
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -94,6 +95,20 @@ class SubscriptionRepository:
             ),
             [asdict(row) for row in rows],
         )
+        await self._remember_probes(rows)
+
+    async def _remember_probes(self, rows: Sequence[Subscription]) -> None:
+        """Record what the waits listen for; a new probe tells every worker to reload, so
+        waits chosen at run time (code-first) are matched like declared ones."""
+        probes = {(row.topic, row.match, row.event_type or "") for row in rows}
+        added = await self._conn.execute(
+            pg_insert(wait_probes)
+            .values([{"topic": t, "match": m, "event_type": e} for t, m, e in sorted(probes)])
+            .on_conflict_do_nothing()
+            .returning(wait_probes.c.topic)
+        )
+        if added.first() is not None:
+            await self._conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, "wait-probes")))
 
     async def remove(self, instance_id: str, step_id: str) -> None:
         await self._conn.execute(
@@ -154,3 +169,11 @@ class EventBufferRepository:
             delete(event_buffer).where(event_buffer.c.expires_at < now)
         )
         return int(result.rowcount or 0)
+
+
+async def wait_probe_rows(conn: AsyncConnection) -> list[tuple[str, str, str | None]]:
+    """Every (topic, match, event type) a wait has listened for."""
+    rows = await conn.execute(
+        select(wait_probes.c.topic, wait_probes.c.match, wait_probes.c.event_type)
+    )
+    return [(topic, match, event_type or None) for topic, match, event_type in rows]

@@ -138,6 +138,16 @@ subscriptions = Table(
     Index("ix_subscriptions_lookup", "topic", "match", "key"),
 )
 
+wait_probes = Table(
+    "wait_probes",
+    metadata,
+    Column("topic", Text, nullable=False),
+    Column("match", Text, nullable=False),
+    Column("event_type", Text, nullable=False, server_default=text("''")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("topic", "match", "event_type"),
+)
+
 event_buffer = Table(
     "event_buffer",
     metadata,

@@ -44,15 +44,14 @@ from flowbus.store.database import (
     head_revision,
     listening,
 )
-from flowbus.store.definitions import active_definitions, all_documents
+from flowbus.store.definitions import DEFINITIONS_CHANNEL, active_definitions, all_documents
+from flowbus.store.subscriptions import wait_probe_rows
 from flowbus.timers.poller import TimerPoller
 from flowbus.timers.retention import RetentionPurge
 from flowbus.timers.schedules import ScheduleLoop
 from flowbus.times import rfc3339
 
 log = structlog.get_logger(__name__)
-
-DEFINITIONS_CHANNEL = "flowbus_definitions"
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -156,8 +155,9 @@ class WorkerRuntime:
         async with self.engine.connect() as conn:
             active = await active_definitions(conn)
             documents = await all_documents(conn)
+            run_time_probes = await wait_probe_rows(conn)
         self.catalog.replace_active(active)
-        self.catalog.set_wait_probes(documents)
+        self.catalog.set_wait_probes(documents, run_time_probes)
         for topic in self.catalog.wait_topics() - set(self.settings.source_topics):
             log.warning(
                 "definitions.wait_topic_not_consumed",

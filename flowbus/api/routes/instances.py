@@ -18,6 +18,7 @@ from flowbus.api.models import (
     CommandAccepted,
     CommandKind,
     CurrentStep,
+    HeldState,
     InstanceDetail,
     InstancePage,
     InstanceSummary,
@@ -152,6 +153,16 @@ async def get_instance(instance_id: InstanceId, ctx: Context) -> InstanceDetail:
             if step_id in steps
         ],
         history=[_execution(r) for r in history],
+        held=_held(state),
+    )
+
+
+def _held(state: dict[str, Any]) -> HeldState | None:
+    code = state.get("code") or {}
+    if not code.get("held"):
+        return None
+    return HeldState(
+        reason=code["held"], message=code.get("held_message"), since=code.get("held_since")
     )
 
 
@@ -317,15 +328,30 @@ async def cancel(
 
 @router.post(
     "/{instance_id}/retry",
-    summary="Run a failed instance again from the step that failed",
+    summary="Run a failed instance again from the step that failed, or send a held "
+    "code-first instance its task again",
     **_ACCEPTED,
 )
 async def retry(
     instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
 ) -> CommandAccepted:
     row = await _current(ctx, instance_id)
+    held = row.state.get("code") is not None and _held(row.state) is not None
+    if held and row.status in _LIVE:
+        data = {"instanceId": str(instance_id), **command_data(by=principal.subject)}
+        return await _publish(
+            ctx, response, "retry", str(instance_id), data, row.workflow_version, row.workflow_id
+        )
     if row.status != InstanceStatus.FAILED:
-        raise _illegal(instance_id, row.status, "retry", "failed")
+        raise _illegal(instance_id, row.status, "retry", "failed or held")
+    if row.state.get("code") is not None:
+        raise conflict(
+            "not-retryable",
+            f"instance {instance_id} is a code-first instance that failed: its "
+            "compensations ran, so replaying its history would reuse undone results; "
+            "start a new instance instead",
+            instanceStatus=row.status,
+        )
     error = row.state.get("error") or {}
     if not error.get("step_id") or error.get("type") == "CompensationFailed":
         raise conflict(

@@ -279,3 +279,51 @@ def test_a_wait_flowbus_cannot_set_up_holds_the_instance() -> None:
     [held] = events_of(instance.effects, "flowbus.instance.held")
     assert (held.data["reason"], instance.state.status) == ("invalid_wait", InstanceStatus.RUNNING)
     assert "duration" in held.data["message"]
+
+
+def test_a_held_instance_says_why_and_since_when_in_its_state() -> None:
+    instance = started()
+    error = ErrorInfo(type="NonDeterminism", message="expected step 'a', found 'b'")
+
+    instance.apply(TaskEnded(TASK_1, "nondeterministic", error=error), at(1))
+
+    code = instance.state.code
+    assert code is not None
+    assert (code.held, code.held_message) == ("nondeterministic", "expected step 'a', found 'b'")
+    assert code.held_since is not None
+    instance.apply(Command(kind="retry"), at(2))
+    assert (code.held, code.held_message, code.held_since) == (None, None, None)
+
+
+def test_retry_sends_a_task_for_every_reason_an_instance_is_held() -> None:
+    for outcome, wait in (("unsupported", None), ("waiting", {"name": "x", "seq": 1})):
+        instance = started()
+        instance.apply(TaskEnded(TASK_1, outcome, wait=wait), at(1))  # type: ignore[arg-type]
+        assert instance.state.code is not None
+        assert instance.state.code.held is not None
+
+        instance.apply(Command(kind="retry"), at(2))
+
+        assert (task(instance)["taskId"], task(instance)["reason"]) == ("inst-1:2", "resumed")
+
+
+def test_an_unsupported_hold_ends_when_a_worker_answers_the_task() -> None:
+    instance = started()
+    instance.apply(TaskEnded(TASK_1, "unsupported"), at(1))
+    instance.apply(TaskEnded(TASK_1, "unsupported"), at(2))
+    assert events_of(instance.effects, "flowbus.instance.held") == [], "said once"
+
+    instance.apply(step("reserve", 1, "started"), at(3))
+
+    assert instance.state.code is not None
+    assert instance.state.code.held is None
+
+
+def test_a_failed_code_first_instance_is_not_retried() -> None:
+    instance = started()
+    error = ErrorInfo(type="CardDeclined", message="no", step_id="charge")
+    instance.apply(TaskEnded(TASK_1, "failed", error=error), at(1))
+    assert instance.state.status is InstanceStatus.FAILED
+
+    assert instance.apply(Command(kind="retry"), at(2)) == []
+    assert instance.state.status is InstanceStatus.FAILED
