@@ -85,6 +85,16 @@ async def waits(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
     return {"order": order["orderId"], "paid": paid["data"]["amount"]}
 
 
+@workflow("e2e-approve", triggers=[{"topic": topic("orders"), "type": "order.refund"}])
+async def refund(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
+    await ctx.step("reserve", doing(ctx, "reserve")).run()
+    decision = await ctx.approval(
+        "manager", assignees=["user:alice"], deadline="PT1H", summary="refund"
+    )
+    await ctx.step("pay", doing(ctx, "pay")).run()
+    return {"approved": decision["approved"], "by": [d["by"] for d in decision["decisions"]]}
+
+
 @workflow("e2e-saga", triggers=[{"topic": topic("orders"), "type": "order.saga"}])
 async def saga(ctx: WorkflowContext, order: dict[str, Any]) -> dict[str, Any]:
     await ctx.step("one", doing(ctx, "one")).compensate(undoing(ctx, "one")).run()
@@ -117,4 +127,4 @@ async def charge_card(input: dict[str, Any], ctx: TaskContext) -> dict[str, Any]
     return {"charged": input["amount"], "key": ctx.idempotency_key}
 
 
-components = [orders, waits, saga, diverge, charge_card]
+components = [orders, waits, refund, saga, diverge, charge_card]

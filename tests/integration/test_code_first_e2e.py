@@ -14,14 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from flowbus.approvals.tokens import sign_decision
+from flowbus.config import ApprovalSettings
 from tests.integration.conftest import DeploymentFactory
 from tests.integration.test_api_support import AUTH_ENV, bearer, start_api, token
+from tests.integration.test_code_first_approvals import ENV as DECISION_ENV
+from tests.integration.test_code_first_approvals import approval_event, decide
 from tests.support.contracts import contract_violations
 from tests.support.stack import REPO, Deployment, Worker
 
 APP = "tests.integration.sdk_e2e_app:components"
-WORKFLOWS = {"e2e-orders", "e2e-waits", "e2e-saga", "e2e-diverge"}
+WORKFLOWS = {"e2e-orders", "e2e-waits", "e2e-approve", "e2e-saga", "e2e-diverge"}
 FAST_TASKS = {"FLOWBUS_WORKER__WORKFLOW_TASK_TIMEOUT": "4"}
 
 
@@ -447,3 +452,38 @@ async def test_a_replay_that_diverges_holds_the_instance(deploy: DeploymentFacto
     assert not [
         e for e in await outcome_events(d, instance, "flowbus.instance.held") if e["type"] in ends
     ]
+
+
+# -- 7. an approval in code, decided by a signed decision event ---------------------------
+
+
+async def test_a_code_first_approval_is_approved_by_a_signed_decision_and_a_forgery_refused(
+    deploy: DeploymentFactory,
+) -> None:
+    d = await code_first(deploy, "e2e-approve")
+    await d.start_worker(extra_env=DECISION_ENV)
+    sdk_worker(d)
+    await registered(d)
+
+    order = await place(d, "order.refund")
+    instance = await instance_of(d, order)
+    [requested] = await approval_event(d, "requested")
+    assert requested["subject"] == instance
+    approval_id = requested["data"]["approvalId"]
+    forged = sign_decision(
+        ApprovalSettings(hs256_secret=SecretStr("another-secret-" + "x" * 32)),
+        approval_id=approval_id,
+        decision="approve",
+        user="alice",
+    )
+    await decide(d, approval_id, "alice", forged)
+    [refused] = await approval_event(d, "decision_refused")
+    assert "bad signature" in refused["data"]["reason"]
+    assert await status(d, instance) == "waiting"
+
+    await decide(d, approval_id, "alice")
+    events = await outcome_events(d, instance, "flowbus.instance.completed")
+    assert contract_violations(events) == []
+    [done] = [e for e in events if e["type"] == "flowbus.instance.completed"]
+    assert done["data"]["output"] == {"approved": True, "by": ["alice"]}
+    assert lines_of(d, instance) == ["start reserve", "done reserve", "start pay", "done pay"]
