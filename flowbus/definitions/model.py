@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
     Field,
-    PrivateAttr,
     SerializeAsAny,
     ValidationInfo,
     field_validator,
@@ -102,7 +102,6 @@ class WorkflowDefinition(DefinitionModel):
         default_factory=list, description="Stored and returned as given, for user interfaces."
     )
     execution_log: ExecutionLog = Field(default_factory=ExecutionLog)
-    _layout: StepLayout | None = PrivateAttr(None)
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -137,18 +136,22 @@ class WorkflowDefinition(DefinitionModel):
 
     def layout(self) -> StepLayout:
         """Where every step is, computed once per definition (definitions are immutable)."""
-        if self._layout is None:
-            steps: dict[str, StepModel] = {}
-            branch_of: dict[str, tuple[str, str]] = {}
+        return self.step_layout
 
-            def visit(listed: list[StepModel]) -> None:
-                for step in listed:
-                    steps.setdefault(step.id, step)
-                    for branch_id, nested in step.branches():
-                        for inner in nested:
-                            branch_of.setdefault(inner.id, (step.id, branch_id))
-                        visit(nested)
+    @cached_property
+    def step_layout(self) -> StepLayout:
+        # A cached property lives in the instance's __dict__: read on every transition,
+        # it costs a plain attribute lookup, not pydantic's private-attribute __getattr__.
+        steps: dict[str, StepModel] = {}
+        branch_of: dict[str, tuple[str, str]] = {}
 
-            visit(list(self.steps))
-            self._layout = StepLayout(steps=steps, branch_of=branch_of)
-        return self._layout
+        def visit(listed: list[StepModel]) -> None:
+            for step in listed:
+                steps.setdefault(step.id, step)
+                for branch_id, nested in step.branches():
+                    for inner in nested:
+                        branch_of.setdefault(inner.id, (step.id, branch_id))
+                    visit(nested)
+
+        visit(list(self.steps))
+        return StepLayout(steps=steps, branch_of=branch_of)
