@@ -87,6 +87,7 @@ class TriggerIngest(BatchIngest):
 
     async def _deliver_to_waits(self, uow: UnitOfWork, probes: list[EventForWait]) -> int:
         """Hand each event to the steps waiting for it; keep it a while when none is."""
+        await uow.subscriptions.lock_keys([p.wait for p in probes])
         waiting = await uow.subscriptions.waiting([p.wait for p in probes])
         deliveries: list[tuple[str, EngineInput]] = []
         buffered = 0

@@ -78,6 +78,7 @@ async def _deliver(uow: UnitOfWork, message: DeliverInputs) -> None:
 
 async def _take_buffered(uow: UnitOfWork, message: TakeBufferedEvent) -> None:
     subscription = message.subscription
+    await uow.subscriptions.lock_keys([subscription.wait_key])
     event = await uow.event_buffer.take(subscription.wait_key, subscription.event_type, uow.now)
     if event is not None:
         uow.changes.satisfied(subscription.instance_id, subscription.step_id)

@@ -59,6 +59,23 @@ class SubscriptionRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
+    async def lock_keys(self, keys: Sequence[WaitKey]) -> None:
+        """Hold `keys` until the transaction ends, in one order everywhere.
+
+        An event that finds no wait is kept in the buffer, and a wait that starts takes a
+        kept event; both look, then write. Without a lock both could look before either
+        commits, and the event would be kept beside the wait that needed it. The side that
+        locks second waits for the first to commit, then sees what it wrote.
+        """
+        for key in sorted(set(keys)):
+            await self._conn.execute(
+                select(
+                    func.pg_advisory_xact_lock(
+                        func.hashtextextended(f"{key.topic}\x1f{key.match}\x1f{key.key}", 0)
+                    )
+                )
+            )
+
     async def waiting(self, keys: Sequence[WaitKey]) -> dict[WaitKey, list[Waiter]]:
         """The waits on `keys`, locked (in instance and step order)."""
         if not keys:

@@ -102,6 +102,9 @@ class Timers(_InMemory, TimerRepository):
 
 
 class Subscriptions(_InMemory, SubscriptionRepository):
+    async def lock_keys(self, keys: Sequence[WaitKey]) -> None:
+        """One fake transaction at a time: nothing to serialise."""
+
     async def waiting(self, keys: Sequence[WaitKey]) -> dict[WaitKey, list[Waiter]]:
         found: dict[WaitKey, list[Waiter]] = {}
         for (instance_id, step_id), sub in sorted(self.tables.subscriptions.items()):
