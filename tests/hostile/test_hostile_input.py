@@ -198,7 +198,12 @@ async def sample_memory(processes: dict[str, int], probes: Probes) -> None:
 
 def hostile_records(d: Deployment) -> Iterator[tuple[str, bytes, list[tuple[str, bytes]]]]:
     """(topic, value, headers) of every bad record, on each consumed topic."""
-    topics = [d.topic("orders"), d.settings.topics.commands, d.settings.topics.decisions]
+    topics = [
+        d.topic("orders"),
+        d.settings.topics.commands,
+        d.settings.topics.decisions,
+        d.settings.topics.results,
+    ]
     huge_header = [
         ("ce_specversion", b"1.0"),
         ("ce_id", b"h-1"),
