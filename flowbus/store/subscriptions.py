@@ -7,12 +7,13 @@ the same key until `expires_at`, so a wait that starts just after still gets it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, tuple_
+from sqlalchemy import and_, delete, func, insert, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,13 +68,15 @@ class SubscriptionRepository:
         commits, and the event would be kept beside the wait that needed it. The side that
         locks second waits for the first to commit, then sees what it wrote.
         """
-        for key in sorted(set(keys)):
+        ids = sorted({_lock_id(key) for key in keys})
+        if ids:
+            # One round trip for the whole batch; unnest yields the ids in array order,
+            # so every transaction takes its locks in the same (ascending) order.
             await self._conn.execute(
-                select(
-                    func.pg_advisory_xact_lock(
-                        func.hashtextextended(f"{key.topic}\x1f{key.match}\x1f{key.key}", 0)
-                    )
-                )
+                text(
+                    "SELECT pg_advisory_xact_lock(id) FROM unnest(CAST(:ids AS bigint[])) AS t(id)"
+                ),
+                {"ids": ids},
             )
 
     async def waiting(self, keys: Sequence[WaitKey]) -> dict[WaitKey, list[Waiter]]:
@@ -194,3 +197,9 @@ async def wait_probe_rows(conn: AsyncConnection) -> list[tuple[str, str, str | N
         select(wait_probes.c.topic, wait_probes.c.match, wait_probes.c.event_type)
     )
     return [(topic, match, event_type or None) for topic, match, event_type in rows]
+
+
+def _lock_id(key: WaitKey) -> int:
+    """A wait key as a signed 64-bit advisory lock id, the same in every worker."""
+    text_key = f"{key.topic}\x1f{key.match}\x1f{key.key}".encode()
+    return int.from_bytes(hashlib.blake2b(text_key, digest_size=8).digest(), "big", signed=True)
