@@ -137,15 +137,7 @@ class ResultIngest(BatchIngest):
         elif result.task_id != f"{state.id}:{code.task}" or not code.open:
             stale = f"task {result.task_id!r} is not the current one ({state.id}:{code.task})"
         if stale is not None:
-            batch.report.stale += 1
-            log.info(
-                "result.stale",
-                reason=stale,
-                instance_id=state.id,
-                task_id=result.task_id,
-                type=event.type,
-                offset=event.offset,
-            )
+            _ignore(batch, stale, state, event, task_id=result.task_id, type=event.type)
             return
         value: EngineInput
         if isinstance(result, StepResult):
@@ -175,16 +167,9 @@ class ResultIngest(BatchIngest):
     ) -> None:
         stale = _stale_activity(state, result)
         if stale is not None:
-            batch.report.stale += 1
-            log.info(
-                "result.stale",
-                reason=stale,
-                instance_id=state.id,
-                step_id=result.step_id,
-                attempt=result.attempt,
-                task_id=result.task_id,
-                status=result.status,
-                offset=event.offset,
+            where = {"step_id": result.step_id, "attempt": result.attempt}
+            _ignore(
+                batch, stale, state, event, **where, task_id=result.task_id, status=result.status
             )
             return
         uow = batch.uow
@@ -235,3 +220,11 @@ def _stale_activity(state: InstanceState, result: ActivityResult) -> str | None:
     if current.status is not StepStatus.RUNNING or result.step_id not in state.active:
         return f"the attempt has ended ({current.status.value})"
     return None
+
+
+def _ignore(
+    batch: Batch, reason: str, state: InstanceState, event: DomainEvent, **fields: Any
+) -> None:
+    """Count and log a result that no longer applies; it changes nothing."""
+    batch.report.stale += 1
+    log.info("result.stale", reason=reason, instance_id=state.id, offset=event.offset, **fields)
