@@ -8,8 +8,10 @@ that dies stops renewing, so another worker runs the job again, with the same id
 key and attempt number, at most one lease and one poll interval after the last renewal,
 however long the call's own timeout.
 
-The fence: a result is applied in one transaction by a DELETE of the job row that matches
-only while the row still carries this worker's lease token, then the engine step. A job
+The fence: a result is applied by a DELETE of the job row that matches only while the row
+still carries this worker's lease token, then the engine step. Results that finish while
+another batch is being applied wait for it and go together in the next transaction (a
+group commit), so a busy worker pays one transaction for many results. A job
 taken over by another worker carries that worker's token, so the late result of a worker
 presumed dead deletes nothing and changes nothing; the same holds for a job whose row is
 gone because the step was cancelled or timed out meanwhile. Renewals never change the
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,6 +94,8 @@ class ActionRunner(WorkLoop):
         self._running: set[asyncio.Task[None]] = set()
         self._held: set[tuple[int, str]] = set()
         """(job id, lease token) of every job this worker runs or is applying."""
+        self._ready: list[_Ready] = []
+        self._applying = False
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._keep_leases())
@@ -189,33 +194,78 @@ class ActionRunner(WorkLoop):
             error=error,
             purpose=payload.get("purpose", "step"),
         )
+        await self._submit(_Ready(job, token, result, bound))
+
+    async def _submit(self, ready: _Ready) -> None:
+        """Apply `ready` with whatever else is ready: the first result to arrive applies
+        batches until none is left; those arriving meanwhile wait for their batch."""
+        self._ready.append(ready)
+        if self._applying:
+            await ready.done.wait()
+            return
+        self._applying = True
+        try:
+            while self._ready:
+                batch, self._ready = self._ready, []
+                try:
+                    await self._apply_batch(batch)
+                finally:
+                    for item in batch:
+                        item.done.set()
+        finally:
+            self._applying = False
+
+    async def _apply_batch(self, batch: list[_Ready]) -> None:
         backoff, failures = Backoff(cap=APPLY_BACKOFF_CAP), 0
         while True:
             try:
-                applied = await self._apply(job, token, result)
+                taken = await self._apply(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not _database_unreachable(exc):
+                    if len(batch) > 1:  # find the result that fails on its own
+                        for item in batch:
+                            await self._apply_batch([item])
+                        return
                     failures += 1
                     if failures >= APPLY_FAILURES:
-                        bound.error("action.result_not_applied", error=first_line(exc))
+                        batch[0].log.error("action.result_not_applied", error=first_line(exc))
                         return
-                bound.warning("action.result_apply_retrying", error=first_line(exc))
+                for item in batch:
+                    item.log.warning("action.result_apply_retrying", error=first_line(exc))
                 await backoff.pause()
                 continue
-            if not applied:
-                bound.info("action.result_dropped", reason="job no longer leased by this worker")
+            for item in batch:
+                if item.job.id not in taken:
+                    item.log.info(
+                        "action.result_dropped", reason="job no longer leased by this worker"
+                    )
             return
 
-    async def _apply(self, job: Any, token: str, result: ActionResult) -> bool:
-        """Apply `result` if this worker still holds the job; whether it did."""
+    async def _apply(self, batch: list[_Ready]) -> set[int]:
+        """Apply the results whose jobs this worker still holds, in one transaction; the
+        ids of those jobs."""
         async with self.unit_of_work(self._clock()) as uow:
-            if not await uow.timers.take_leased(job.id, token):
-                return False
-            await uow.deliver([(str(job.instance_id), result)])
+            # Instances first, in id order, as every other transaction locks them.
+            uow.states.update(await uow.instances.lock(str(r.job.instance_id) for r in batch))
+            taken = await uow.timers.take_leased([(r.job.id, r.token) for r in batch])
+            await uow.deliver(
+                [(str(r.job.instance_id), r.result) for r in batch if r.job.id in taken]
+            )
         self._on_work(uow.report)
-        return True
+        return taken
+
+
+@dataclass(slots=True)
+class _Ready:
+    """A job's result, waiting to be applied."""
+
+    job: Any
+    token: str
+    result: ActionResult
+    log: Any
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _database_unreachable(exc: BaseException) -> bool:

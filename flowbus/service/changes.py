@@ -55,8 +55,7 @@ class Changes:
 
     async def write(self, store: Transaction, states: Sequence[InstanceState]) -> None:
         """Write everything, `states` being those of the `dirty` instances."""
-        for instance_id, step_id in self.timer_cancels:
-            await store.timers.cancel(instance_id, step_id)
+        await store.timers.cancel(self.timer_cancels)
         await store.timers.add(self.timers)
         for instance_id, step_id in self.unsubscribes:
             await store.subscriptions.remove(instance_id, step_id)

@@ -5,13 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import and_, select, tuple_
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.store.tables import consumer_offsets as offsets
 
 TopicPartition = tuple[str, int]
+
+# One round trip: a missing row is created, an existing one is locked by the no-op update
+# (taken in partition order, so two workers never lock in opposite orders), and either way
+# its next offset comes back.
+_LOCK = text(
+    """
+    INSERT INTO consumer_offsets AS o (consumer_group, topic, partition, next_offset)
+    SELECT :group, t, p, 0
+    FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS integer[])) AS u(t, p)
+    ORDER BY t, p
+    ON CONFLICT (consumer_group, topic, partition)
+    DO UPDATE SET next_offset = o.next_offset
+    RETURNING topic, partition, next_offset
+    """
+)
 
 
 class OffsetRepository:
@@ -29,23 +44,13 @@ class OffsetRepository:
         wanted = sorted(set(partitions))
         if not wanted:
             return {}
-        await self._conn.execute(
-            insert(offsets).on_conflict_do_nothing(),
-            [
-                {"consumer_group": group, "topic": t, "partition": p, "next_offset": 0}
-                for t, p in wanted
-            ],
-        )
         rows = await self._conn.execute(
-            select(offsets.c.topic, offsets.c.partition, offsets.c.next_offset)
-            .where(
-                and_(
-                    offsets.c.consumer_group == group,
-                    tuple_(offsets.c.topic, offsets.c.partition).in_(wanted),
-                )
-            )
-            .order_by(offsets.c.topic, offsets.c.partition)
-            .with_for_update()
+            _LOCK,
+            {
+                "group": group,
+                "topics": [t for t, _ in wanted],
+                "partitions": [p for _, p in wanted],
+            },
         )
         return {(row.topic, row.partition): row.next_offset for row in rows}
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -31,6 +31,17 @@ HELD_WHEN_PAUSED = tuple(sorted(set(get_args(TimerKind)) - FIRES_WHILE_PAUSED))
 """Timer kinds that wait while their instance is paused."""
 
 _held_by = timers.c.payload["lease"].astext
+
+# Both arms use ix_timers_instance_step; the unnest pairs keep one plan for any batch.
+_CANCEL = text(
+    f"""
+    DELETE FROM timers
+    WHERE kind <> '{INBOX}'
+      AND (instance_id = ANY(CAST(:whole AS uuid[]))
+           OR (instance_id, step_id) IN (
+               SELECT * FROM unnest(CAST(:instances AS uuid[]), CAST(:steps AS text[]))))
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +73,21 @@ class TimerRepository:
         if rows:
             await self._conn.execute(insert(timers), [asdict(row) for row in rows])
 
-    async def cancel(self, instance_id: str, step_id: str | None) -> None:
-        """Drop an instance's timers and jobs (of one step, or all): never its inbox."""
-        condition = and_(timers.c.instance_id == instance_id, timers.c.kind != INBOX)
-        if step_id is not None:
-            condition = and_(condition, timers.c.step_id == step_id)
-        await self._conn.execute(delete(timers).where(condition))
+    async def cancel(self, cancels: Sequence[tuple[str, str | None]]) -> None:
+        """Drop timers and jobs (never inbox rows) in one statement: of a whole instance
+        for an (instance, None) pair, of one step for an (instance, step) pair."""
+        if not cancels:
+            return
+        whole = sorted({i for i, s in cancels if s is None})
+        steps = sorted({(i, s) for i, s in cancels if s is not None and i not in whole})
+        await self._conn.execute(
+            _CANCEL,
+            {
+                "whole": whole,
+                "instances": [i for i, _ in steps],
+                "steps": [s for _, s in steps],
+            },
+        )
 
     async def postpone(
         self, instance_id: str, kind: str, step_id: str, attempt: int, due_at: datetime
@@ -146,11 +166,13 @@ class TimerRepository:
             update(timers).where(timers.c.id.in_(mine.scalar_subquery())).values(locked_until=until)
         )
 
-    async def take_leased(self, job_id: int, token: str) -> bool:
-        """Delete a job while it still carries `token`; whether it did (the fence)."""
+    async def take_leased(self, held: Sequence[tuple[int, str]]) -> set[int]:
+        """Delete the jobs that still carry their lease token; the ids it did (the fence)."""
+        if not held:
+            return set()
         fenced = await self._conn.execute(
             delete(timers)
-            .where(and_(timers.c.id == job_id, _held_by == token))
+            .where(tuple_(timers.c.id, _held_by).in_(list(held)))
             .returning(timers.c.id)
         )
-        return fenced.first() is not None
+        return {int(row[0]) for row in fenced}

@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flowbus.engine.inputs import ActionResult
 from flowbus.service.action_runner import APPLY_BACKOFF_CAP, APPLY_FAILURES, ActionRunner
 
 JOB = SimpleNamespace(
@@ -32,12 +31,12 @@ class ScriptedApply(ActionRunner):
         self.tries = 0
         self.held_while_applying: list[bool] = []
 
-    async def _apply(self, job: Any, token: str, result: ActionResult) -> bool:
+    async def _apply(self, batch: list[Any]) -> set[int]:
         self.tries += 1
-        self.held_while_applying.append((job.id, token) in self._held)
+        self.held_while_applying.extend((r.job.id, r.token) in self._held for r in batch)
         if self.tries <= self.failures:
             raise self.error
-        return True
+        return {r.job.id for r in batch}
 
     async def run_job(self) -> None:
         self._held.add((JOB.id, "token-1"))

@@ -89,16 +89,13 @@ class Timers(_InMemory, TimerRepository):
     async def add(self, rows: Sequence[NewTimer]) -> None:
         self.tables.timers.extend(rows)
 
-    async def cancel(self, instance_id: str, step_id: str | None) -> None:
-        self.tables.timers = [
-            t
-            for t in self.tables.timers
-            if not (
-                t.instance_id == instance_id
-                and t.kind != INBOX
-                and (step_id is None or t.step_id == step_id)
+    async def cancel(self, cancels: Sequence[tuple[str, str | None]]) -> None:
+        def cancelled(t: NewTimer) -> bool:
+            return t.kind != INBOX and any(
+                t.instance_id == i and (s is None or t.step_id == s) for i, s in cancels
             )
-        ]
+
+        self.tables.timers = [t for t in self.tables.timers if not cancelled(t)]
 
 
 class Subscriptions(_InMemory, SubscriptionRepository):
