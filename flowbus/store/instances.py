@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowbus.engine.effects import RecordAttempt
 from flowbus.engine.state import InstanceState, InstanceStatus
+from flowbus.store.bulk import BulkInsert, BulkUpdate, JsonText
 from flowbus.store.tables import instances, step_executions
 from flowbus.times import parse_time
 
@@ -32,7 +32,7 @@ def instance_row(state: InstanceState, trigger_event_id: str | None = None) -> d
         "parent_instance_id": state.parent.instance_id if state.parent else None,
         "parent_step_id": state.parent.step_id if state.parent else None,
         "trigger_event_id": trigger_event_id,
-        "state": state.model_dump(mode="json"),
+        "state": JsonText(state.model_dump_json()),
         "input": state.input,
         "output": state.output,
         "error": state.error.model_dump(mode="json") if state.error else None,
@@ -42,17 +42,50 @@ def instance_row(state: InstanceState, trigger_event_id: str | None = None) -> d
     }
 
 
-_SAVE = (
-    update(instances)
-    .where(instances.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("status"),
-        state=bindparam("state"),
-        output=bindparam("output"),
-        error=bindparam("error"),
-        updated_at=bindparam("updated_at"),
-        completed_at=bindparam("completed_at"),
-    )
+_INSERT_NEW = BulkInsert(
+    instances,
+    [
+        "id",
+        "workflow_id",
+        "workflow_version",
+        "status",
+        "correlation_id",
+        "parent_instance_id",
+        "parent_step_id",
+        "trigger_event_id",
+        "state",
+        "input",
+        "output",
+        "error",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    ],
+    "ON CONFLICT (id) DO NOTHING RETURNING id",
+)
+_RECORD_ATTEMPTS = BulkInsert(
+    step_executions,
+    [
+        "instance_id",
+        "step_id",
+        "attempt",
+        "step_type",
+        "status",
+        "input",
+        "output",
+        "error",
+        "started_at",
+        "finished_at",
+    ],
+    "ON CONFLICT (instance_id, step_id, attempt) DO UPDATE SET status = excluded.status,"
+    " output = excluded.output, error = excluded.error, finished_at = excluded.finished_at",
+)
+
+
+_SAVE = BulkUpdate(
+    instances,
+    "id",
+    ["status", "state", "output", "error", "updated_at", "completed_at"],
 )
 
 _PURGE = text(
@@ -89,15 +122,8 @@ class InstanceRepository:
             instance_row(state, trigger_event_id=event_id)
             for state, event_id in zip(states, trigger_event_ids, strict=True)
         ]
-        # executemany (batched into multi-row INSERTs by the driver layer) keeps one cached
-        # statement; a .values(list) statement would be compiled anew for every batch size.
-        result = await self._conn.execute(
-            insert(instances)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(instances.c.id, sort_by_parameter_order=True),
-            rows,
-        )
-        return {str(row[0]) for row in result if row[0] is not None}
+        result = await self._conn.execute(_INSERT_NEW.statement, _INSERT_NEW.parameters(rows))
+        return {str(row[0]) for row in result}
 
     async def lock(self, ids: Iterable[str]) -> dict[str, InstanceState]:
         """Lock instances (in id order, so concurrent batches cannot deadlock) and load them."""
@@ -105,12 +131,12 @@ class InstanceRepository:
         if not wanted:
             return {}
         rows = await self._conn.execute(
-            select(instances.c.id, instances.c.state)
+            select(instances.c.id, instances.c.state.cast(Text).label("state"))
             .where(instances.c.id.in_(wanted))
             .order_by(instances.c.id)
             .with_for_update()
         )
-        return {str(row.id): InstanceState.model_validate(row.state) for row in rows}
+        return {str(row.id): InstanceState.model_validate_json(row.state) for row in rows}
 
     async def lock_status(
         self, ids: Iterable[str]
@@ -145,21 +171,8 @@ class InstanceRepository:
     async def save(self, states: Sequence[InstanceState]) -> None:
         if not states:
             return
-        rows = []
-        for state in states:
-            row = instance_row(state)
-            rows.append(
-                {
-                    "b_id": state.id,
-                    "status": row["status"],
-                    "state": row["state"],
-                    "output": row["output"],
-                    "error": row["error"],
-                    "updated_at": row["updated_at"],
-                    "completed_at": row["completed_at"],
-                }
-            )
-        await self._conn.execute(_SAVE, rows)
+        rows = [instance_row(state) for state in states]
+        await self._conn.execute(_SAVE.statement, _SAVE.parameters(rows))
 
     async def record_attempts(self, attempts: Iterable[tuple[str, RecordAttempt]]) -> None:
         """Upsert step attempts; several records of one attempt collapse to the last."""
@@ -177,21 +190,10 @@ class InstanceRepository:
                 "started_at": _parse_time(a.started_at),
                 "finished_at": _parse_time(a.finished_at),
             }
-        if not latest:
-            return
-        stmt = insert(step_executions)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["instance_id", "step_id", "attempt"],
-                set_={
-                    "status": stmt.excluded.status,
-                    "output": stmt.excluded.output,
-                    "error": stmt.excluded.error,
-                    "finished_at": stmt.excluded.finished_at,
-                },
-            ),
-            list(latest.values()),
-        )
+        if latest:
+            await self._conn.execute(
+                _RECORD_ATTEMPTS.statement, _RECORD_ATTEMPTS.parameters(latest.values())
+            )
 
     async def purge_ended(self, workflow_id: str, before: datetime) -> int:
         """Delete the instances of `workflow_id` that ended before `before`, with their

@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowbus.store.bulk import Unnest
 from flowbus.store.database import asyncpg_dsn
+from flowbus.store.tables import outbox
 
 NOTIFY_CHANNEL = "flowbus_outbox"
 DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -32,24 +33,11 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.I
 
 # One round trip for a batch's rows and the relay's wake-up (delivered on commit); the
 # rows take their `seq` in the order given.
+_ROWS = Unnest(outbox, ["event_id", "topic", "key", "headers", "value"])
 _ADD = text(
-    f"""
-    WITH added AS (
-        INSERT INTO outbox (event_id, topic, key, headers, value)
-        SELECT e, t, k, CAST(h AS jsonb), v
-        FROM unnest(
-            CAST(:event_ids AS text[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]),
-            CAST(:headers AS text[]), CAST(:values AS bytea[])
-        ) WITH ORDINALITY AS u(e, t, k, h, v, n)
-        ORDER BY n
-    )
-    SELECT pg_notify('{NOTIFY_CHANNEL}', '')
-    """
+    f"WITH added AS (INSERT INTO outbox ({', '.join(_ROWS.columns)}) {_ROWS.rows} ORDER BY n)"
+    f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
 )
-
-
-def _text(headers: Any) -> str:
-    return headers if isinstance(headers, str) else orjson.dumps(headers).decode()
 
 
 class OutboxRepository:
@@ -61,16 +49,7 @@ class OutboxRepository:
     async def add(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert the rows and wake the relay when the transaction commits."""
         if rows:
-            await self._conn.execute(
-                _ADD,
-                {
-                    "event_ids": [row["event_id"] for row in rows],
-                    "topics": [row["topic"] for row in rows],
-                    "keys": [row["key"] for row in rows],
-                    "headers": [_text(row["headers"]) for row in rows],
-                    "values": [row["value"] for row in rows],
-                },
-            )
+            await self._conn.execute(_ADD, _ROWS.parameters(rows))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from flowbus.engine.ids import event_id
+from flowbus.engine.ids import EVENT_NAMESPACE, event_id, published_event_id
 from flowbus.engine.inputs import ActionResult, ApprovalDecision, Command, TimerFired
 from flowbus.engine.state import ErrorInfo, InstanceStatus
 from flowbus.steps.approval import approval_id
@@ -71,3 +72,11 @@ def test_inputs_that_change_nothing_take_no_number() -> None:
     instance.apply(ActionResult("call", 5, output={}), at(1))
 
     assert instance.state.seq == seq
+
+
+def test_event_ids_are_the_name_based_uuids_of_the_instance_and_number() -> None:
+    for instance_id, n in [("inst-1", 1), ("0b7c4c1e-1f2a-4c3d-9e8f-a1b2c3d4e5f6", 12345)]:
+        expected = uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/{n}")
+        assert event_id(instance_id, n) == str(expected)
+        published = uuid.uuid5(EVENT_NAMESPACE, f"{instance_id}/published/{n}")
+        assert published_event_id(instance_id, n) == str(published)
