@@ -43,11 +43,12 @@ def structured(**fields: Any) -> bytes:
 
 
 def refused(value: bytes | None, headers: Headers | None = None, **kwargs: Any) -> str:
-    """The reason the record is refused, which must come within a few milliseconds."""
-    began = time.perf_counter()
+    """The reason the record is refused, which must come within a few milliseconds of CPU
+    (CPU time: the clock also counts the time other processes hold the cores)."""
+    began = time.process_time()
     with pytest.raises(BadEvent) as caught:
         read(value, headers, **kwargs)
-    assert time.perf_counter() - began < 0.05
+    assert time.process_time() - began < 0.05
     return str(caught.value)
 
 
