@@ -35,19 +35,28 @@ def cli() -> None:
 class _Benchmarks(click.Group):
     """Loads a benchmark only when it is run: they are dev tooling, not the runtime."""
 
+    # name -> (module under flowbus.bench, click command in it)
+    commands_by_name = {
+        "e2e": ("e2e", "e2e_command"),
+        "growth": ("growth", "growth_command"),
+        "match": ("match", "match_command"),
+        "realistic": ("realistic", "realistic_command"),
+        "scale": ("scale", "scale_command"),
+        "timers": ("timers", "timers_command"),
+    }
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return ["e2e", "match"]
+        return sorted(self.commands_by_name)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "match":
-            from flowbus.bench.match import match_command
+        if cmd_name not in self.commands_by_name:
+            return None
+        from importlib import import_module
 
-            return match_command
-        if cmd_name == "e2e":
-            from flowbus.bench.e2e import e2e_command
-
-            return e2e_command
-        return None
+        module, name = self.commands_by_name[cmd_name]
+        command = getattr(import_module(f"flowbus.bench.{module}"), name)
+        assert isinstance(command, click.Command)
+        return command
 
 
 @click.group(cls=_Benchmarks)
