@@ -119,6 +119,13 @@ class TimerRepository:
         )
         return list(rows.all())
 
+    async def next_due(self) -> datetime | None:
+        """When the earliest timer or inbox row falls due (held or not)."""
+        due: datetime | None = await self._conn.scalar(
+            select(func.min(timers.c.due_at)).where(timers.c.kind != ACTION_JOB)
+        )
+        return due
+
     async def delete(self, ids: Sequence[int]) -> None:
         if ids:
             await self._conn.execute(delete(timers).where(timers.c.id.in_(list(ids))))

@@ -49,7 +49,20 @@ class TimerPoller(WorkLoop):
         self._rounds += 1
         if self._rounds % 300 == 0:
             await self.purge_expired_events()
-        return 0.0 if claimed >= self._batch_size else self._interval
+        if claimed >= self._batch_size:
+            return 0.0
+        return await self._until_next_due()
+
+    async def _until_next_due(self) -> float:
+        """Sleep until the next timer falls due, at most `interval`: a timer is fired when
+        it falls due, not up to a poll interval later. A due row that was not claimed is
+        held (its instance is paused): it waits for the next poll."""
+        async with self.transaction() as store:
+            due = await store.timers.next_due()
+        if due is None:
+            return self._interval
+        wait = (due - self._clock()).total_seconds()
+        return self._interval if wait <= 0 else min(self._interval, wait)
 
     async def fire_due(self) -> int:
         """Claim due timers and inbox rows, apply them, delete them: one transaction."""

@@ -42,6 +42,11 @@ MEMORY_BOUND = 500 * 1024 * 1024
 """Resident memory each flowbus process stays under throughout (README, Limits)."""
 ANSWER_BOUND = 1.0
 """Seconds within which a good request is answered throughout."""
+STALL_BOUND = 3.0
+"""Seconds within which a good event completes throughout. Its whole trip (broker, worker,
+outbox, broker) takes ~0.1 s; the hostile records of this suite once stalled it for 18 s
+to minutes. The bound tells the two apart on a machine shared with other work (a full run
+once saw 1.4 s); what a bad record costs the worker is bounded in CPU time by unit tests."""
 STOP_BOUND = 5.0
 """Seconds within which SIGTERM stops a process."""
 
@@ -486,11 +491,11 @@ def test_the_api_answered_a_good_request_within_a_second_throughout(outcome: Out
     assert _worst(latencies) < ANSWER_BOUND
 
 
-def test_the_worker_completed_a_good_event_within_a_second_throughout(outcome: Outcome) -> None:
+def test_the_worker_completed_a_good_event_within_seconds_throughout(outcome: Outcome) -> None:
     latencies = outcome.probes.events
     assert len(latencies) > 5
     print(f"event probes: {len(latencies)}, slowest {_worst(latencies) * 1000:.0f} ms")
-    assert _worst(latencies) < ANSWER_BOUND
+    assert _worst(latencies) < STALL_BOUND
 
 
 def test_an_output_over_its_bound_fails_the_step_with_payload_too_large(outcome: Outcome) -> None:
