@@ -14,6 +14,7 @@ from flowbus.engine.state import InstanceStatus
 from flowbus.storable import nul_path
 
 WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+MAX_CHILDREN = 100
 
 
 class ApiModel(BaseModel):
@@ -114,11 +115,12 @@ class StepExecution(ApiModel):
     attempt: int
     step_type: str
     status: str
-    input: Any = None
-    output: Any = None
-    error: Any = None
+    input: Any = Field(None, description="Kept when the executionLog level is debug.")
+    output: Any = Field(None, description="Kept unless the executionLog level is error.")
+    error: Any = Field(None, description="`type`, `message`, `code`, `step_id`, `details`.")
     started_at: datetime
     finished_at: datetime | None = None
+    duration_ms: int | None = Field(None, description="finishedAt - startedAt, once finished.")
 
 
 class StepExecutionList(ApiModel):
@@ -140,6 +142,19 @@ class HeldState(ApiModel):
     since: str | None = None
 
 
+class StepSummary(ApiModel):
+    """A step's latest attempt, as the instance's state holds it (whatever the
+    executionLog level keeps in the history)."""
+
+    step_id: str
+    status: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    error: Any = None
+
+
 class InstanceDetail(InstanceSummary):
     parent_step_id: str | None = None
     input: Any = None
@@ -150,6 +165,70 @@ class InstanceDetail(InstanceSummary):
     history: list[StepExecution] = Field(description="Every step attempt, in start order.")
     held: HeldState | None = Field(
         None, description="Set while a code-first instance is held; `retry` sends it a task."
+    )
+    steps: list[StepSummary] = Field(
+        default_factory=list, description="Every step the instance entered, in start order."
+    )
+    execution_log_level: Literal["debug", "info", "error"] | None = Field(
+        None,
+        description="What the history keeps: debug inputs and outputs, info outputs, error "
+        "only failed attempts.",
+    )
+    children: list[InstanceSummary] = Field(
+        default_factory=list,
+        description=f"Subflow child instances, oldest first (at most {MAX_CHILDREN}).",
+    )
+
+
+class StatusCounts(ApiModel):
+    counts: dict[str, int] = Field(description="Instances by status (statuses with none left out).")
+    capped: list[str] = Field(
+        default_factory=list,
+        description="Statuses with at least `cap` instances: counting stopped at `cap`.",
+    )
+
+
+class WorkflowCounts(StatusCounts):
+    workflow_id: str
+
+
+class InstanceCounts(StatusCounts):
+    workflow_id: str | None = None
+    cap: int = Field(description="The most a count goes to; a capped count means at least.")
+    by_workflow: list[WorkflowCounts] | None = Field(
+        None, description="Per workflow, when asked for with `perWorkflow=true`."
+    )
+
+
+class UiComponentShown(ApiModel):
+    component_id: str
+    priority: int | float | None = None
+    layout: str | None = Field(None, description="`context.layout` (or the component's `type`).")
+    title: Any = None
+    description: Any = None
+    context: dict[str, Any] = Field(description="The component's context, templates rendered.")
+    data: Any = Field(
+        None,
+        description="Its `data` rendered; without one, what its layout is for: timeline "
+        "`{steps, activeSteps}`, card `{status, output}`, alert `{status, error}`.",
+    )
+
+
+class UiComponentProblem(ApiModel):
+    index: int = Field(description="The component's place in the definition's uiComponents.")
+    component_id: str | None = None
+    field: str
+    detail: str
+
+
+class UiComponents(ApiModel):
+    instance_id: str
+    workflow_id: str
+    workflow_version: int
+    status: InstanceStatus
+    items: list[UiComponentShown] = Field(description="Shown components, by priority.")
+    problems: list[UiComponentProblem] = Field(
+        default_factory=list, description="Components that could not be evaluated, and why."
     )
 
 

@@ -78,7 +78,7 @@ class BadCursor(ValueError):
     """A pagination cursor this API did not hand out."""
 
 
-_SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS = (
     instances.c.id,
     instances.c.workflow_id,
     instances.c.workflow_version,
@@ -130,7 +130,7 @@ async def instance_page(
         )
         conditions.append(tuple_(instances.c.created_at, instances.c.id) < after)
     query = (
-        select(*_SUMMARY_COLUMNS)
+        select(*SUMMARY_COLUMNS)
         .where(*conditions)
         .order_by(instances.c.created_at.desc(), instances.c.id.desc())
         .limit(limit + 1)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowbus.store.queries import SUMMARY_COLUMNS
 from flowbus.store.tables import consumer_offsets, instances, outbox, step_executions, timers
 from flowbus.store.tables import workflow_definitions as defs
 from flowbus.store.timers import not_held
@@ -95,6 +96,46 @@ async def step_history(conn: AsyncConnection, instance_id: str, state: dict[str,
     return sorted(
         rows.all(), key=lambda r: (r.started_at, rank.get(r.step_id, len(rank)), r.attempt)
     )
+
+
+async def children_of(conn: AsyncConnection, instance_id: str, limit: int) -> list[Any]:
+    """The subflow children of an instance, oldest first (`ix_instances_parent`)."""
+    rows = await conn.execute(
+        select(*SUMMARY_COLUMNS)
+        .where(instances.c.parent_instance_id == instance_id)
+        .order_by(instances.c.created_at, instances.c.id)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionExtras:
+    """What a page needs of an instance's definition beside its steps."""
+
+    checksum: str
+    execution_log_level: str | None
+    ui_components: Any
+
+
+async def definition_extras(
+    conn: AsyncConnection, workflow_id: str, version: int
+) -> DefinitionExtras | None:
+    """The executionLog level and uiComponents of one stored version (None when the version
+    is gone), without loading its whole document."""
+    document = defs.c.document
+    row = (
+        await conn.execute(
+            select(
+                defs.c.checksum,
+                document["executionLog"]["level"].astext.label("level"),
+                document["uiComponents"].label("ui"),
+            ).where(defs.c.workflow_id == workflow_id, defs.c.version == version)
+        )
+    ).first()
+    if row is None:
+        return None
+    return DefinitionExtras(row.checksum, row.level, row.ui)
 
 
 async def count_by_status(conn: AsyncConnection) -> list[Any]:

@@ -53,8 +53,8 @@ instances = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
-    Index("ix_instances_workflow_status", "workflow_id", "status"),
-    Index("ix_instances_status_updated", "status", "updated_at"),
+    Index("ix_instances_workflow_status", "workflow_id", "status", "created_at", "id"),
+    Index("ix_instances_status_created", "status", "created_at", "id"),
     Index(
         "ix_instances_correlation",
         "correlation_id",
@@ -65,7 +65,13 @@ instances = Table(
         "parent_instance_id",
         postgresql_where=text("parent_instance_id IS NOT NULL"),
     ),
-    Index("ix_instances_created", "created_at"),
+    Index("ix_instances_created", "created_at", "id"),
+    Index(
+        "ix_instances_completed",
+        "completed_at",
+        postgresql_include=["status", "created_at"],
+        postgresql_where=text("completed_at IS NOT NULL"),
+    ),
 )
 
 step_executions = Table(

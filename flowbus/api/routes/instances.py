@@ -12,27 +12,37 @@ from fastapi import APIRouter, Path, Query, Response
 
 from flowbus.api.auth import Principal, Role, guarded, requires
 from flowbus.api.context import ApiContext, Context
+from flowbus.api.instance_views import (
+    held_state,
+    instance_detail,
+    instance_summary,
+    step_execution,
+)
 from flowbus.api.models import (
+    MAX_CHILDREN,
     WORKFLOW_ID_PATTERN,
     CancelInstance,
     CommandAccepted,
     CommandKind,
-    CurrentStep,
-    HeldState,
     InstanceDetail,
     InstancePage,
-    InstanceSummary,
     SendEvent,
     StartInstance,
-    StepExecution,
     StepExecutionList,
+    UiComponentProblem,
+    UiComponents,
+    UiComponentShown,
 )
+from flowbus.api.parameters import storable, utc
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, not_found
 from flowbus.api.publish import command_data, publish_command
-from flowbus.engine.state import InstanceStatus
+from flowbus.definitions.ui_components import compile_components, evaluate, view_of
+from flowbus.engine.state import InstanceState, InstanceStatus
 from flowbus.store.definitions import definition_from_row
 from flowbus.store.queries import BadCursor, InstanceFilter, instance_page
 from flowbus.store.read_models import (
+    children_of,
+    definition_extras,
     instance_row,
     instance_status,
     startable_definition,
@@ -43,6 +53,7 @@ router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
 InstanceId = Annotated[uuid.UUID, Path(description="The instance id (a UUID).")]
 Operator = Annotated[Principal, requires(Role.OPERATOR)]
+Viewer = Annotated[Principal, requires(Role.VIEWER)]
 _ACCEPTED: dict[str, Any] = {"status_code": 202, **guarded(Role.OPERATOR)}
 
 
@@ -69,19 +80,14 @@ async def list_instances(
     ] = None,
 ) -> InstancePage:
     for name, value in (("correlationId", correlation_id), ("cursor", cursor)):
-        if value is not None and "\x00" in value:
-            detail = "holds the NUL character (\\u0000), which no stored value has"
-            item = ProblemItem(detail=detail, parameter=name)
-            raise ApiProblem(
-                400, "invalid-request", f"{name} {detail}", title="Invalid request", errors=[item]
-            )
+        storable(name, value)
     where = InstanceFilter(
         workflow_id=workflow_id,
         version=version,
         statuses=status or (),
         correlation_id=correlation_id,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=utc("createdAfter", created_after),
+        created_before=utc("createdBefore", created_before),
     )
     try:
         async with ctx.engine.connect() as conn:
@@ -91,40 +97,12 @@ async def list_instances(
         raise ApiProblem(
             400, "invalid-cursor", str(exc), title="Invalid cursor", errors=[item]
         ) from None
-    return InstancePage(items=[_summary(r) for r in rows], next_cursor=next_cursor)
-
-
-def _summary(row: Any) -> InstanceSummary:
-    return InstanceSummary(
-        id=str(row.id),
-        workflow_id=row.workflow_id,
-        workflow_version=row.workflow_version,
-        status=row.status,
-        correlation_id=row.correlation_id,
-        parent_instance_id=str(row.parent_instance_id) if row.parent_instance_id else None,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        completed_at=row.completed_at,
-    )
-
-
-def _execution(row: Any) -> StepExecution:
-    return StepExecution(
-        step_id=row.step_id,
-        attempt=row.attempt,
-        step_type=row.step_type,
-        status=row.status,
-        input=row.input,
-        output=row.output,
-        error=row.error,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
+    return InstancePage(items=[instance_summary(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/{instance_id}",
-    summary="One instance: variables, current steps, step history",
+    summary="One instance: variables, current steps, step timeline and history, children",
     **guarded(Role.VIEWER),
 )
 async def get_instance(instance_id: InstanceId, ctx: Context) -> InstanceDetail:
@@ -133,36 +111,57 @@ async def get_instance(instance_id: InstanceId, ctx: Context) -> InstanceDetail:
         if row is None:
             raise not_found(f"instance {instance_id} does not exist")
         history = await step_history(conn, str(instance_id), row.state)
-    state: dict[str, Any] = row.state
-    steps: dict[str, Any] = state.get("steps", {})
-    return InstanceDetail(
-        **_summary(row).model_dump(),
-        parent_step_id=row.parent_step_id,
-        input=row.input,
-        output=row.output,
-        error=row.error,
-        variables=state.get("variables", {}),
-        current_steps=[
-            CurrentStep(
-                step_id=step_id,
-                status=steps[step_id]["status"],
-                attempt=steps[step_id].get("attempt", 1),
-                started_at=steps[step_id]["started_at"],
-            )
-            for step_id in state.get("active", [])
-            if step_id in steps
-        ],
-        history=[_execution(r) for r in history],
-        held=_held(state),
+        children = await children_of(conn, str(instance_id), MAX_CHILDREN)
+        extras = await definition_extras(conn, row.workflow_id, row.workflow_version)
+    level = extras.execution_log_level if extras is not None else None
+    return instance_detail(row, history, children, level)
+
+
+@router.get(
+    "/{instance_id}/ui-components",
+    summary="The definition's uiComponents whose condition holds for the instance now, by "
+    "priority, with their data",
+    **guarded(Role.VIEWER),
+)
+async def get_ui_components(
+    instance_id: InstanceId, ctx: Context, principal: Viewer
+) -> UiComponents:
+    async with ctx.engine.connect() as conn:
+        row = await instance_row(conn, str(instance_id))
+        if row is None:
+            raise not_found(f"instance {instance_id} does not exist")
+        extras = await definition_extras(conn, row.workflow_id, row.workflow_version)
+    raw = extras.ui_components if extras is not None else None
+    components, problems = compile_components(raw if isinstance(raw, list) else [])
+    view = view_of(
+        InstanceState.model_validate(row.state),
+        principal.subject,
+        sorted(r.value for r in principal.roles),
     )
-
-
-def _held(state: dict[str, Any]) -> HeldState | None:
-    code = state.get("code") or {}
-    if not code.get("held"):
-        return None
-    return HeldState(
-        reason=code["held"], message=code.get("held_message"), since=code.get("held_since")
+    shown = evaluate(components, view)
+    return UiComponents(
+        instance_id=str(instance_id),
+        workflow_id=row.workflow_id,
+        workflow_version=row.workflow_version,
+        status=row.status,
+        items=[
+            UiComponentShown(
+                component_id=c.component_id,
+                priority=c.priority,
+                layout=c.layout,
+                title=c.title,
+                description=c.description,
+                context=c.context,
+                data=c.data,
+            )
+            for c in shown.components
+        ],
+        problems=[
+            UiComponentProblem(
+                index=p.index, component_id=p.component_id, field=p.field, detail=p.message
+            )
+            for p in [*problems, *shown.problems]
+        ],
     )
 
 
@@ -177,7 +176,7 @@ async def get_steps(instance_id: InstanceId, ctx: Context) -> StepExecutionList:
         if found is None:
             raise not_found(f"instance {instance_id} does not exist")
         rows = await step_history(conn, str(instance_id), found.state)
-    return StepExecutionList(items=[_execution(r) for r in rows])
+    return StepExecutionList(items=[step_execution(r) for r in rows])
 
 
 @router.post("", summary="Start an instance (publishes a start command)", **_ACCEPTED)
@@ -336,7 +335,7 @@ async def retry(
     instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
 ) -> CommandAccepted:
     row = await _current(ctx, instance_id)
-    held = row.state.get("code") is not None and _held(row.state) is not None
+    held = row.state.get("code") is not None and held_state(row.state) is not None
     if held and row.status in _LIVE:
         data = {"instanceId": str(instance_id), **command_data(by=principal.subject)}
         return await _publish(
