@@ -1,5 +1,6 @@
 """The operators' HTTP API (`flowbus api`): a FastAPI app over PostgreSQL (reads) and Kafka
-(writes), with its OpenAPI 3.1 document at `/openapi.json`."""
+(writes), with its OpenAPI 3.1 document at `/openapi.json`, and the web dashboard at `/ui`
+(`/` leads there)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from flowbus.api.context import ApiContext
 from flowbus.api.limits import BodyLimit, TimeLimit
 from flowbus.api.metrics import ApiMetrics
 from flowbus.api.problems import PROBLEM_MEDIA_TYPE, Problem, ProblemItem
+from flowbus.api.recorder import start_recorder
 from flowbus.api.routes import ROUTERS
 from flowbus.api.routes.health import build_router
 from flowbus.config import Settings
+from flowbus.dashboard.app import mount_dashboard
 from flowbus.definitions.schema import definition_json_schema
 from flowbus.limits import JsonLimits
 from flowbus.store.database import create_engine
@@ -72,6 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.context = ApiContext(
             settings=settings, engine=engine, broker=broker, metrics=metrics, stopping=stopping
         )
+        # Dead letters and refused decisions, kept in PostgreSQL for the API and dashboard.
+        recorder = start_recorder(settings, engine)
         log.info(
             "api.started",
             host=settings.api.host,
@@ -81,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await recorder.stop()
             await broker.close()
             await engine.dispose()
 
@@ -100,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_router(settings.api.auth))
     for router in ROUTERS:
         app.include_router(router)
+    mount_dashboard(app)
     limits = settings.limits
     app.add_middleware(BodyLimit, limits=JsonLimits(limits.max_body_bytes, limits.max_depth))
     app.add_middleware(TimeLimit, seconds=limits.request_timeout)

@@ -50,6 +50,13 @@ def _broker_port_taken(exc: PortInUseError, free: int) -> str:
     )
 
 
+def _api_port_taken(port: int, free: int) -> str:
+    return (
+        f"port {port} on 127.0.0.1 is already in use: flowbus dev cannot serve the API and "
+        f"dashboard there; set api.port to a free port, e.g. FLOWBUS_API__PORT={free}"
+    )
+
+
 def _database_port_taken(exc: PortInUseError, free: int, database_url: URL) -> str:
     suggestion = database_url.set(port=free).render_as_string(hide_password=True)
     return (
@@ -61,7 +68,8 @@ def _database_port_taken(exc: PortInUseError, free: int, database_url: URL) -> s
 @click.command()
 def dev() -> None:
     """Start a local broker, an embedded PostgreSQL, the schema, the topics, the example
-    workflows and a worker; stop them all on Ctrl-C."""
+    workflows, the API with the dashboard (auth off, on 127.0.0.1) and a worker; stop them
+    all on Ctrl-C."""
     settings = settings_for_cli()
     broker_address = urlsplit(f"kafka://{settings.broker_url.split(',')[0]}")
     db_url = make_url(settings.database_url)
@@ -73,6 +81,7 @@ def dev() -> None:
     if not _local_extra_installed():
         raise fail(MISSING_LOCAL_EXTRA)
     # Dev tooling, imported only here so that a deployment never loads it.
+    from flowbus.devstack.api import ApiPortInUseError, ApiServerError, DevApi
     from flowbus.devstack.kafka import BrokerError, BrokerPortInUseError, KafkaBroker
     from flowbus.devstack.ports import free_port
     from flowbus.devstack.postgres import (
@@ -86,6 +95,7 @@ def dev() -> None:
     _ensure_dev_secret(settings.approvals.hs256_secret_file)
     broker = KafkaBroker(settings.state_dir / "kafka", port=broker_address.port or 9092)
     database = PostgresServer(settings.state_dir / "postgres", port=db_url.port or 5432)
+    api = DevApi(settings.state_dir / "api", port=settings.api.port)
     try:
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -101,10 +111,17 @@ def dev() -> None:
         database.ensure_database(db_url.database or "flowbus")
         definitions = run(prepare(settings))
         names = ", ".join(f"{d.id} v{d.version}" for d in definitions) or "none"
+        try:
+            api.start()
+        except ApiPortInUseError as exc:
+            raise fail(_api_port_taken(exc.port, free_port())) from None
+        except ApiServerError as exc:
+            raise fail(f"flowbus dev could not start the API: {exc}") from None
         click.echo(
             f"\nflowbus is up in {time.monotonic() - began:.1f}s: broker {settings.broker_url}, "
             f"database 127.0.0.1:{database.port}, workflows: {names}\n"
-            "Try, in another terminal:\n"
+            f"Dashboard: {api.url}  (and the API; auth off; its log: {api.log_path})\n"
+            "Open the dashboard, or try in another terminal:\n"
             f"  .venv/bin/flowbus tail {settings.topics.instances} {settings.topics.steps} "
             f"{settings.topics.approvals} order-notifications\n"
             "  .venv/bin/flowbus publish orders "
@@ -117,6 +134,7 @@ def dev() -> None:
         with contextlib.suppress(SystemExit):
             run_worker(settings)
     finally:
+        api.stop(timeout=10)
         database.stop()
         broker.stop()
         click.echo("flowbus dev stopped.", err=True)
