@@ -61,8 +61,12 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine on asyncpg with orjson for JSONB columns."""
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine on asyncpg with orjson for JSONB columns.
+
+    `pre_ping` tests every connection taken from the pool with a round trip first; a
+    caller that retries its work on a connection error (the worker) can do without.
+    """
     if not url:
         raise DatabaseNotConfigured(
             "no database URL: set FLOWBUS_DATABASE_URL or run `flowbus dev` for an embedded one"
@@ -71,7 +75,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )

@@ -88,12 +88,7 @@ class RelayStore:
         return rows
 
     async def delete(self, seqs: Sequence[int]) -> None:
-        if not seqs:
-            return
-        # Losing this delete in a crash only republishes acknowledged rows under their
-        # stable ids, so it need not wait for the WAL flush.
-        async with self._conn.transaction():
-            await self._conn.execute("SET LOCAL synchronous_commit TO off")
+        if seqs:
             await self._conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", list(seqs))
 
     async def park(self, parkings: Sequence[Parking], moment: datetime, headers: str) -> None:
@@ -131,6 +126,10 @@ async def relay_connection(database_url: str) -> AsyncIterator[RelayStore]:
     """A connection of the relay's own, closed (and its advisory lock released) on exit."""
     conn: Any = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
+        # Whatever this connection writes is done again if lost in a crash (a delete lost
+        # republishes acknowledged rows under their stable ids; a park lost parks the row
+        # again), so its commits need not wait for the WAL flush.
+        await conn.execute("SET synchronous_commit TO off")
         yield RelayStore(conn)
     finally:
         with contextlib.suppress(Exception):

@@ -63,7 +63,8 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: AsyncEngine = create_engine(settings.database_url)
+        # No ping per transaction: every loop retries its work when a connection fails.
+        self.engine: AsyncEngine = create_engine(settings.database_url, pre_ping=False)
         self.catalog = DefinitionCatalog()
         self.relay = OutboxRelay(
             settings.database_url,
