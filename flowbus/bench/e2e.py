@@ -91,10 +91,12 @@ async def _declarative(
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--case",
-    type=click.Choice(["declarative", "code-first", "both"]),
+    type=click.Choice(["declarative", "code-first", "both", "realistic"]),
     default="both",
     show_default=True,
-    help="Declarative definitions, code-first workflows in an SDK worker, or both.",
+    help="Declarative definitions, code-first workflows in an SDK worker, or both; "
+    "realistic: `flowbus bench realistic` with its defaults (webhook, durable wait, "
+    "send_event at 600/s for 60 s).",
 )
 @click.option(
     "--sdk-workers", default=1, show_default=True, help="SDK worker processes (code-first)."
@@ -137,7 +139,13 @@ def e2e_command(
       latency …     per --rate: p50/p90/p99/max of send→completion read, and of its two
                     parts, send→applied (applied_*) and applied→relayed (relayed_*)
       code_first …  completed_per_s of the code-first case, CPU of worker and SDK worker
+      interval, realistic …  the realistic case (see `flowbus bench realistic --help`)
     """
+    if case == "realistic":
+        from flowbus.bench.realistic import realistic_command
+
+        click.get_current_context().invoke(realistic_command, workers=workers, unsafe=unsafe)
+        return
     sdk = sdk_workers if case != "declarative" else 0
     with (
         tempfile.TemporaryDirectory(prefix="flowbus-bench-") as base,
