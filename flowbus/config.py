@@ -164,6 +164,40 @@ class ApiSettings(BaseModel):
     )
 
 
+class EmailSettings(BaseModel):
+    """The SMTP server `send_email` actions send through. The password is never logged."""
+
+    host: str = Field("", description="SMTP server; empty: `send_email` steps fail, unsent.")
+    port: int = Field(
+        0, ge=0, le=65535, description="0: 465 with `tls`, 587 with `starttls`, 25 with `none`."
+    )
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="`starttls`: upgrade the connection, refuse a server that cannot; `tls`: "
+        "TLS from the first byte (SMTPS); `none`: plain text (a relay on the same host).",
+    )
+    username: str | None = None
+    password: SecretStr = SecretStr("")
+    password_file: Path | None = Field(
+        None, description="A file holding the password (used when `password` is empty)."
+    )
+    validate_certs: bool = True
+    ca_file: Path | None = Field(None, description="PEM bundle to verify the server against.")
+    from_address: str = Field("", description="Sender of every mail whose step names no `from`.")
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds for one whole send.")
+
+    def smtp_password(self) -> str | None:
+        """The password, from the setting or its file; None when there is none."""
+        secret = self.password.get_secret_value()
+        if not secret and self.password_file is not None and self.password_file.is_file():
+            secret = self.password_file.read_text().strip()
+        return secret or None
+
+    def smtp_port(self) -> int:
+        """The configured port, or the usual one for the security mode."""
+        return self.port or {"tls": 465, "starttls": 587, "none": 25}[self.security]
+
+
 class Settings(BaseSettings):
     """All of flowbus's configuration. See `config/flowbus.toml` for the meaning of each key."""
 
@@ -185,6 +219,7 @@ class Settings(BaseSettings):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from flowbus.actions.base import ActionType
-from flowbus.actions.log import Log
+from flowbus.actions.entities import CreateRecord, SetField
+from flowbus.actions.log import Log, LogMessage
+from flowbus.actions.send_email import SendEmail
 from flowbus.actions.send_event import SendEvent
 from flowbus.actions.set_variables import SetVariables
 from flowbus.actions.task import Task
@@ -15,7 +17,18 @@ from flowbus.actions.webhook import Http, Webhook
 
 ACTIONS: dict[str, ActionType] = {
     action.name: action
-    for action in (SendEvent(), SetVariables(), Log(), Webhook(), Http(), Task())
+    for action in (
+        SendEvent(),
+        SetVariables(),
+        Log(),
+        LogMessage(),
+        Webhook(),
+        Http(),
+        Task(),
+        SendEmail(),
+        SetField(),
+        CreateRecord(),
+    )
 }
 
 
@@ -35,7 +48,7 @@ def check_action_config(name: str, raw: Any) -> None:
         ACTIONS[name].config_model.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            f"config.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            f"{'.'.join(('config', *(str(p) for p in err['loc'])))}: {err['msg']}"
             for err in exc.errors()
             if not _templated(raw, err["loc"])
         ]

@@ -90,6 +90,10 @@ def _rename_topics(definition: dict[str, Any], suffix: str) -> dict[str, Any]:
         config = call.get("config")
         if call.get("action") == "send_event" and isinstance(config, dict):
             config["topic"] = f"{suffix}.{config['topic']}"
+        if call.get("action") in ("set_field", "create_record") and isinstance(config, dict):
+            # The entity's topic, `entities.<entity>` unless the step names one.
+            topic = config.get("topic") or f"entities.{config.get('entity')}"
+            config["topic"] = f"{suffix}.{topic}"
 
     def visit(steps: list[dict[str, Any]]) -> None:
         for step in steps:
