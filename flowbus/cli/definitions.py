@@ -18,8 +18,15 @@ from flowbus.cli.api_client import ApiClient
 from flowbus.cli.api_command import api_command, print_json, table
 from flowbus.cli.common import fail
 from flowbus.definitions.errors import DefinitionError
-from flowbus.definitions.loader import definition_files, load_file, load_path
+from flowbus.definitions.loader import definition_files, parse_document, validate_definition
 from flowbus.definitions.schema import definition_json_schema
+from flowbus.definitions.tasks import (
+    TaskLibrary,
+    referenced_task_ids,
+    resolve_task_steps,
+    validate_task,
+)
+from flowbus.service.definitions import is_task_file, library_documents, local_task_library
 
 
 @click.group()
@@ -89,17 +96,24 @@ def graph(api: ApiClient, as_json: bool, workflow_id: str, version: int | None) 
 @api_command
 def apply(api: ApiClient, as_json: bool, path: Path) -> None:
     """Store the definitions at PATH (a file or a folder); each becomes a new version when
-    its content changed, and running workers pick it up at once. Every file is validated
-    first: one invalid file stores none."""
+    its content changed, and running workers pick it up at once. Tasks among them (files in
+    a `tasks` folder, or of `kind: task`) are stored first. Every file is validated first
+    (a definition with task references by the API, which knows the stored tasks): one
+    invalid file stores none."""
     try:
-        load_path(path)
+        task_documents, documents = library_documents(path)
+        for source, raw in task_documents:
+            validate_task(raw, source)
+        for source, raw in documents:
+            if not referenced_task_ids(raw):
+                validate_definition(raw, source)
     except DefinitionError as exc:
         raise fail(str(exc)) from None
     results = []
-    for file in definition_files(path):
-        body = api.json(
-            "POST", "/v1/definitions", content=file.read_bytes(), content_type=_media(file)
-        )
+    sources = [(s, "/v1/tasks") for s, _ in task_documents]
+    for source, where in [*sources, *((s, "/v1/definitions") for s, _ in documents)]:
+        file = Path(source)
+        body = api.json("POST", where, content=file.read_bytes(), content_type=_media(file))
         results.append({"file": str(file), **body})
         if not as_json:
             state = "stored" if body["created"] else "unchanged"
@@ -144,25 +158,37 @@ def delete(api: ApiClient, as_json: bool, workflow_id: str, version: int | None)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One report per file, as JSON.")
 def validate(path: Path, as_json: bool) -> None:
-    """Check the definitions at PATH (a file or a folder); report every problem. Runs here:
-    no deployment needed."""
-    reports = [_report(file) for file in definition_files(path)]
+    """Check the definitions and tasks at PATH (a file or a folder); report every problem.
+    Runs here: no deployment needed. Task references resolve against the tasks at PATH."""
+    library = local_task_library(path)
+    reports = [_report(file, path, library) for file in definition_files(path)]
     if as_json:
         print_json(reports)
     else:
         for report in reports:
             if report["valid"]:
-                click.echo(f"✓ {report['file']}: {report['id']} ({report['steps']} steps)")
+                what = "task" if report["steps"] is None else f"{report['steps']} steps"
+                click.echo(f"✓ {report['file']}: {report['id']} ({what})")
             else:
                 click.echo(f"✗ {report['message']}", err=True)
     if not all(report["valid"] for report in reports):
         raise SystemExit(1)
 
 
-def _report(file: Path) -> dict[str, Any]:
-    """The API's validation report for one file, with the file and the full message."""
+def _report(file: Path, path: Path, library: TaskLibrary) -> dict[str, Any]:
+    """The API's validation report for one file, with the file and the full message (for a
+    task: `steps` None)."""
     try:
-        definition = load_file(file)
+        raw = parse_document(file.read_text(), str(file))
+        if is_task_file(file, path, raw):
+            task = validate_task(raw, str(file))
+            return {"file": str(file), "valid": True, "id": task.id, "steps": None, "problems": []}
+        if referenced_task_ids(raw):
+            try:
+                raw = resolve_task_steps(raw, library)
+            except DefinitionError as exc:
+                raise DefinitionError(exc.definition_id, exc.problems, str(file)) from None
+        definition = validate_definition(raw, str(file))
     except DefinitionError as exc:
         problems = [
             {"detail": p.message, "stepId": p.step_id, "field": p.field} for p in exc.problems

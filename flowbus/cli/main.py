@@ -18,6 +18,7 @@ from flowbus.cli.events import events
 from flowbus.cli.instances import instances
 from flowbus.cli.kafka import publish, tail, topics
 from flowbus.cli.sdk import sdk_worker
+from flowbus.cli.tasks import tasks
 from flowbus.cli.worker import migrate, worker
 
 
@@ -67,7 +68,7 @@ def bench() -> None:
 def _register() -> None:
     for command in (dev, worker, api, migrate, topics, publish, tail, bench, sdk_worker):
         cli.add_command(command)
-    for operations in (definitions, instances, approvals, events):
+    for operations in (definitions, instances, approvals, events, tasks):
         cli.add_command(operations)
 
 

@@ -51,7 +51,12 @@ def trigger_words(trigger: Mapping[str, Any]) -> str:
         if "input" in schedule:
             text += f", with the input {_code(schedule['input'])}"
         return text + "."
-    parts = [f"Starts on each event on topic “{trigger.get('topic')}”"]
+    topic = trigger.get("topic")
+    parts = [
+        f"Starts on each event on topic “{topic}”"
+        if topic
+        else "Starts on each event on any source topic"
+    ]
     if trigger.get("type"):
         parts.append(f" of type “{trigger['type']}”")
     transition = trigger.get("transition")

@@ -1,5 +1,6 @@
-"""Read definitions from JSON or YAML and check them whole: fields, references,
-reachability and loops that could never end."""
+"""Read definitions from JSON or YAML (in flowbus's language, or in the shapes of other
+workflow systems, converted) and check them whole: fields, references, reachability and
+loops that could never end."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
+from flowbus.definitions.compat import convert_document, unresolved_tasks
 from flowbus.definitions.errors import DefinitionError, Problem
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.definitions.step import StepModel
@@ -32,7 +34,11 @@ def parse_document(text: str, source: str) -> Any:
 
 
 def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefinition:
-    """Validate a raw document, or raise `DefinitionError` listing every problem."""
+    """Validate a raw document, or raise `DefinitionError` listing every problem.
+
+    Documents in the shapes of other workflow systems are converted first
+    (`flowbus.definitions.compat`); steps must no longer reference tasks.
+    """
     if not isinstance(raw, dict):
         raise DefinitionError(None, [Problem("a definition must be an object")], source)
     named = raw.get("id", raw.get("workflowId"))
@@ -41,6 +47,11 @@ def validate_definition(raw: Any, source: str | None = None) -> WorkflowDefiniti
     if unstorable is not None:
         problem = Problem("contains a NUL character (\\u0000), which cannot be stored", unstorable)
         raise DefinitionError(definition_id, [problem], source)
+    raw, problems = convert_document(raw)
+    if not problems:
+        problems = list(unresolved_tasks(raw))
+    if problems:
+        raise DefinitionError(definition_id, problems, source)
     try:
         definition = WorkflowDefinition.model_validate(raw)
     except ValidationError as exc:
@@ -62,17 +73,19 @@ def _problems(err: Any) -> list[Problem]:
     return [Problem(message, field=loc or None)]
 
 
-def _scopes(definition: WorkflowDefinition) -> Iterable[tuple[str, list[StepModel]]]:
-    """Each list of steps that reference one another: the top level and every branch."""
-    pending: list[tuple[str, list[StepModel]]] = [
-        (definition.first_step_id, list(definition.steps))
+def _scopes(definition: WorkflowDefinition) -> Iterable[tuple[list[str], list[StepModel]]]:
+    """Each list of steps that reference one another, with the steps it is entered at: the
+    top level (at the first step, and at the steps the workflow-level onFailure starts)
+    and every branch."""
+    pending: list[tuple[list[str], list[StepModel]]] = [
+        ([definition.first_step_id, *definition.failure_entry_ids()], list(definition.steps))
     ]
     while pending:
-        entry, steps = pending.pop()
-        yield entry, steps
+        entries, steps = pending.pop()
+        yield entries, steps
         for step in steps:
             for _, nested in step.branches():
-                pending.append((nested[0].id, nested))
+                pending.append(([nested[0].id], nested))
 
 
 def check_graph(definition: WorkflowDefinition) -> Iterable[Problem]:
@@ -88,11 +101,13 @@ def check_graph(definition: WorkflowDefinition) -> Iterable[Problem]:
     }:
         yield Problem(f"unknown step {definition.start_at!r}", field="startAt")
         return
-    for entry, steps in _scopes(definition):
-        yield from _check_scope(entry, steps, seen)
+    for entries, steps in _scopes(definition):
+        yield from _check_scope(entries, steps, seen)
 
 
-def _check_scope(entry: str, steps: list[StepModel], all_ids: set[str]) -> Iterable[Problem]:
+def _check_scope(
+    entries: list[str], steps: list[StepModel], all_ids: set[str]
+) -> Iterable[Problem]:
     by_id = {step.id: step for step in steps}
     edges: dict[str, list[str]] = {step.id: [] for step in steps}
     for step in steps:
@@ -109,7 +124,7 @@ def _check_scope(entry: str, steps: list[StepModel], all_ids: set[str]) -> Itera
             else:
                 yield Problem(f"refers to unknown step {target!r}", field="next", step_id=step.id)
     reachable: set[str] = set()
-    frontier = [entry]
+    frontier = list(entries)
     while frontier:
         current = frontier.pop()
         if current in reachable:

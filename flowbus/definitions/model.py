@@ -24,6 +24,8 @@ from pydantic import (
     field_validator,
 )
 
+from flowbus.definitions.compat.seed004 import SemanticVersion
+from flowbus.definitions.failure import WorkflowOnFailure
 from flowbus.definitions.step import StepModel
 from flowbus.definitions.triggers import Trigger
 from flowbus.definitions.types import (
@@ -79,6 +81,11 @@ class WorkflowDefinition(DefinitionModel):
     version: int | None = Field(
         None, ge=1, description="Assigned by the store when omitted: one more than the latest."
     )
+    version_label: str | None = Field(
+        None,
+        description='A semantic version such as 1.2.0 (`version: "1.2.0"` in seed 004\'s '
+        "format): each stored label is greater than the ones stored before it.",
+    )
     deprecated: bool = False
     input_schema: dict[str, Any] | None = None
     triggers: list[Trigger] = Field(default_factory=list)
@@ -102,6 +109,40 @@ class WorkflowDefinition(DefinitionModel):
         default_factory=list, description="Stored and returned as given, for user interfaces."
     )
     execution_log: ExecutionLog = Field(default_factory=ExecutionLog)
+    on_failure: WorkflowOnFailure | None = Field(
+        None,
+        description="When the instance fails for good: a failure path run after compensation, "
+        "and/or a failure workflow started with the failed instance's data.",
+    )
+
+    @field_validator("on_failure")
+    @classmethod
+    def _failure_routes_to_top_level_steps(
+        cls, value: WorkflowOnFailure | None, info: ValidationInfo
+    ) -> WorkflowOnFailure | None:
+        if value is None:
+            return value
+        if info.data.get("kind") == "code":
+            raise ValueError("a code-first workflow (kind: code) has no workflow-level onFailure")
+        steps = info.data.get("steps")
+        if steps is None:  # the steps were refused: they are reported already
+            return value
+        top_level = {step.id for step in steps}
+        for target in value.targets():
+            if target not in top_level:
+                raise ValueError(f"refers to unknown top-level step {target!r}")
+        return value
+
+    def failure_entry_ids(self) -> list[str]:
+        """Steps the workflow-level onFailure may start (reachable without a `next`)."""
+        return self.on_failure.targets() if self.on_failure is not None else []
+
+    @field_validator("version_label")
+    @classmethod
+    def _semantic_version(cls, value: str | None) -> str | None:
+        if value is not None:
+            SemanticVersion.parse(value)
+        return value
 
     @field_validator("steps", mode="before")
     @classmethod

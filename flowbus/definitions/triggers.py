@@ -119,11 +119,17 @@ class Schedule(DefinitionModel):
 class Trigger(DefinitionModel):
     """What starts an instance of the workflow: consumed events that match, or a schedule.
 
-    An event trigger names its topic; `type`, `pattern` and `transition` narrow the events
-    it takes and must all hold. A schedule trigger has only `schedule` (and `correlation`).
+    An event trigger names its topic, or takes events from every source topic; `type`,
+    `pattern` and `transition` narrow the events it takes and must all hold (a trigger
+    without a topic needs at least one of them). A schedule trigger has only `schedule`
+    (and `correlation`).
     """
 
-    topic: str | None = Field(None, description="Required, except for schedule triggers.")
+    topic: str | None = Field(
+        None,
+        description="The topic it reads; without one, an event trigger with a type, pattern "
+        "or transition takes matching events on every source topic.",
+    )
     type: str | None = Field(
         None,
         description="Shorthand: the event's type "
@@ -181,8 +187,11 @@ class Trigger(DefinitionModel):
                     f"a schedule trigger takes no {taken}: its input is schedule.input"
                 )
             return self
-        if self.topic is None:
-            raise ValueError("a trigger needs a topic (or a schedule)")
+        narrowing = (self.type, self.pattern, self.transition)
+        if self.topic is None and all(part is None for part in narrowing):
+            raise ValueError(
+                "a trigger needs a topic, a type, a pattern or a transition (or a schedule)"
+            )
         parts: list[tuple[str, dict[str, Any]]] = []
         if self.type is not None:
             parts.append(("type", {"type": [self.type]}))

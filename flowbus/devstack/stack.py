@@ -7,10 +7,9 @@ from pathlib import Path
 import structlog
 
 from flowbus.config import Settings
-from flowbus.definitions.loader import load_path
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.definitions.step import Compensation
-from flowbus.service.definitions import store_definitions
+from flowbus.service.definitions import store_definition_files
 from flowbus.steps.action import ActionStepModel
 from flowbus.store.database import create_engine, migrate
 from flowbus.topic_catalog import create_topics, load_catalog
@@ -43,16 +42,18 @@ async def prepare(
     """Migrate the schema, create the topics and store the definitions in `workflows_dir`."""
     await migrate(settings.database_url)
     directory = workflows_dir or settings.workflows_dir
-    definitions = load_path(directory) if directory.exists() else []
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        # Tasks and definitions alike; definitions are known once their task references
+        # are resolved against the stored tasks, so topics are created after storing.
+        files = await store_definition_files(engine, directory) if directory.exists() else []
+    finally:
+        await engine.dispose()
+    stored = [s.definition for s in files]
     created = await create_topics(
-        settings.broker_url, load_catalog(settings), extra=sink_topics(definitions)
+        settings.broker_url, load_catalog(settings), extra=sink_topics(stored)
     )
     if created:
         log.info("topics.created", topics=created)
-    engine = create_engine(settings.database_url, pool_size=1)
-    try:
-        stored = [s.definition for s in await store_definitions(engine, definitions)]
-    finally:
-        await engine.dispose()
     log.info("definitions.applied", workflows=[f"{d.id}@v{d.version}" for d in stored])
     return stored

@@ -25,6 +25,7 @@ from flowbus.engine.inputs import (
     TaskEnded,
     TimerFired,
 )
+from flowbus.engine.lifecycle import FAILURE_WORKFLOW_STEP
 from flowbus.engine.limits import DEFAULT_LIMITS, Limits
 from flowbus.engine.run import Run
 from flowbus.engine.state import (
@@ -58,8 +59,13 @@ def start(
     correlation_id: str | None = None,
     parent: ParentLink | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    begin: bool = True,
 ) -> Transition:
-    """Create an instance of `definition` and run it until it waits or ends."""
+    """Create an instance of `definition` and run it until it waits or ends.
+
+    With `begin=False` the instance is only created (status `created`, its first step
+    `pending`); a `Command(kind="start")` starts it later.
+    """
     if definition.version is None:
         raise EngineError(f"definition {definition.id} has no version; store it first")
     at = engine_time(now)
@@ -67,7 +73,7 @@ def start(
         id=instance_id,
         workflow_id=definition.id,
         version=definition.version,
-        status=InstanceStatus.RUNNING,
+        status=InstanceStatus.CREATED,
         input=input,
         trigger=trigger,
         correlation_id=correlation_id,
@@ -76,26 +82,40 @@ def start(
         updated_at=at,
     )
     state.metadata = _metadata(definition, input, trigger)
-    if definition.code_first:
-        code = CodeRun(definition, state, now, limits)
-        code.emit(
-            "instances",
-            "flowbus.instance.started",
-            status="running",
-            input=input,
-            parentInstanceId=parent.instance_id if parent else None,
-        )
-        code.begin()
-        return Transition(state, code.effects)
+    if begin:
+        return _begin(definition, state, now, limits)
     run = Run(definition, state, now, limits)
     run.emit(
         "instances",
-        "flowbus.instance.started",
-        status="running",
+        "flowbus.instance.created",
+        status="created",
         input=input,
         parentInstanceId=parent.instance_id if parent else None,
     )
-    scope = {"input": input, "trigger": trigger}
+    if not definition.code_first:
+        run.mark_pending(definition.first_step_id)
+    return Transition(state, run.effects)
+
+
+def _begin(
+    definition: WorkflowDefinition, state: InstanceState, now: datetime, limits: Limits
+) -> Transition:
+    """Start a created instance: run it until it waits or ends."""
+    state.status = InstanceStatus.RUNNING
+    state.updated_at = engine_time(now)
+    started = {
+        "status": "running",
+        "input": state.input,
+        "parentInstanceId": state.parent.instance_id if state.parent else None,
+    }
+    if definition.code_first:
+        code = CodeRun(definition, state, now, limits)
+        code.emit("instances", "flowbus.instance.started", **started)
+        code.begin()
+        return Transition(state, code.effects)
+    run = Run(definition, state, now, limits)
+    run.emit("instances", "flowbus.instance.started", **started)
+    scope = {"input": state.input, "trigger": state.trigger}
     try:
         state.variables = {name: path.search(scope) for name, path in definition.context.items()}
     except PathError as exc:
@@ -143,6 +163,16 @@ def apply(
             f"instance {state.id} runs {state.workflow_id} v{state.version}, "
             f"not {definition.id} v{definition.version}"
         )
+    if isinstance(event, ChildFinished) and event.step_id == FAILURE_WORKFLOW_STEP:
+        return _failure_workflow_ended(state, event)
+    if isinstance(event, Command) and event.kind == "start":
+        if state.status is not InstanceStatus.CREATED:
+            return Transition(state, [])
+        return _begin(definition, state, now, limits)
+    if state.status is InstanceStatus.CREATED and not (
+        isinstance(event, Command) and event.kind == "cancel"
+    ):
+        return Transition(state, [])
     if state.status.is_final and not _retries(state, event):
         return Transition(state, [])
     if state.code is not None:
@@ -159,6 +189,16 @@ def apply(
     if run.effects:
         state.updated_at = run.now
     return Transition(state, run.effects)
+
+
+def _failure_workflow_ended(state: InstanceState, finished: ChildFinished) -> Transition:
+    """Note how the failure workflow this instance started ended (nothing else changes)."""
+    started = state.failure_workflow
+    if started is not None and started.instance_id == finished.child_id:
+        state.failure_workflow = started.model_copy(
+            update={"status": finished.status, "error": finished.error}
+        )
+    return Transition(state, [])
 
 
 def _retries(state: InstanceState, event: EngineInput) -> bool:

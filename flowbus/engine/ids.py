@@ -38,3 +38,9 @@ def step_key(instance_id: str, step_id: str, execution: int) -> str:
     """
     key = f"{instance_id}:{step_id}"
     return key if execution == 1 else f"{key}:{execution}"
+
+
+def failure_workflow_id(instance_id: str, seq: int) -> str:
+    """Stable id of the failure workflow instance started when the instance ended as its
+    `seq`-th event says (an instance retried and failed again starts another one)."""
+    return _uuid5(f"{instance_id}/failure-workflow/{seq}")

@@ -60,10 +60,10 @@ class ApprovalDecision:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An operator's instruction: pause, resume, cancel (compensating by default), or retry
-    a failed instance from the step that failed."""
+    """An operator's instruction: start a created instance, pause, resume, cancel
+    (compensating by default), or retry a failed instance from the step that failed."""
 
-    kind: Literal["pause", "resume", "cancel", "retry"]
+    kind: Literal["start", "pause", "resume", "cancel", "retry"]
     compensate: bool = True
     reason: str | None = None
     by: str | None = None

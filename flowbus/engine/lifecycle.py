@@ -1,5 +1,6 @@
 """How an instance ends: completed, failed, cancelled, timed out, or retried after
-failing; and the saga that undoes completed steps, newest first, before it ends."""
+failing; the saga that undoes completed steps, newest first, before it ends; and the
+workflow-level onFailure applied after it (`flowbus/definitions/failure.py`)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,33 @@ from typing import Any
 
 from flowbus.definitions.step import Compensation, StepModel
 from flowbus.engine.actions import PENDING, run_action
-from flowbus.engine.effects import CancelTimers, NotifyParent
-from flowbus.engine.state import Compensating, ErrorInfo, InstanceStatus, StepStatus
+from flowbus.engine.effects import CancelTimers, NotifyParent, StartChild
+from flowbus.engine.ids import failure_workflow_id
+from flowbus.engine.state import (
+    Compensating,
+    ErrorInfo,
+    FailurePath,
+    FailureWorkflow,
+    InstanceStatus,
+    StepState,
+    StepStatus,
+)
 from flowbus.engine.working import WorkingCopy
 from flowbus.expressions import ExpressionError
+
+FAILURE_WORKFLOW_STEP = "$onFailure"
+"""The parent step a failure workflow instance names: no step id can take this form."""
 
 
 class Lifecycle(WorkingCopy):
     """The whole instance's part of a transition."""
 
     def complete_instance(self) -> None:
+        path = self.state.failure_path
+        if path is not None:
+            # The failure path ran to its end: the instance ends as the failure left it.
+            self._finish(path.ending, error=path.error, failed=True)
+            return
         output_template = self.definition.output
         try:
             output = (
@@ -36,6 +54,17 @@ class Lifecycle(WorkingCopy):
 
     def fail_instance(self, error: ErrorInfo) -> None:
         self._stop_everything()
+        if self.state.failure_path is not None:
+            # The failure path itself failed: no second saga, no second path.
+            self._finish(InstanceStatus.FAILED, error=error)
+            return
+        handler = self.definition.on_failure
+        if handler is not None and handler.action == "continue" and error.step_id is not None:
+            target = handler.route(error.type, error.code)
+            if target is not None:
+                self.state.status = InstanceStatus.RUNNING
+                self.schedule(target)
+                return
         self._compensate_then_end(InstanceStatus.FAILED, error)
 
     def cancel_instance(self, *, compensate: bool, reason: str | None) -> None:
@@ -54,6 +83,7 @@ class Lifecycle(WorkingCopy):
         failed_step = state.error.step_id
         state.status = InstanceStatus.RUNNING
         state.error = None
+        state.failure_path = None
         self.emit(
             "instances", "flowbus.instance.retried", status="running", stepId=failed_step, by=by
         )
@@ -112,7 +142,7 @@ class Lifecycle(WorkingCopy):
         ending = comp.ending
         final = ending if ending is InstanceStatus.TIMED_OUT else InstanceStatus.COMPENSATED
         self.state.compensation = None
-        self._finish(final, error=comp.cause)
+        self._finish(final, error=comp.cause, failed=ending is InstanceStatus.FAILED)
 
     def _run_compensation(self, step: StepModel, compensation: Compensation) -> bool:
         s = self.state.steps[step.id]
@@ -158,8 +188,18 @@ class Lifecycle(WorkingCopy):
         self._finish(InstanceStatus.FAILED, error=failure)
 
     def _finish(
-        self, status: InstanceStatus, *, output: Any = None, error: ErrorInfo | None = None
+        self,
+        status: InstanceStatus,
+        *,
+        output: Any = None,
+        error: ErrorInfo | None = None,
+        failed: bool = False,
     ) -> None:
+        """End the instance; `failed`: it ends because it failed (compensated or not), so
+        the workflow-level onFailure applies."""
+        failed = failed or status is InstanceStatus.FAILED
+        if failed and self._take_failure_path(status, error):
+            return
         state = self.state
         state.status = status
         if error is not None:
@@ -167,6 +207,7 @@ class Lifecycle(WorkingCopy):
         state.active.clear()
         state.deferred.clear()
         self._ready.clear()
+        self._skip_pending()
         self.effects.append(CancelTimers(step_id=None))
         data: dict[str, Any] = {"status": status.value}
         if status is InstanceStatus.COMPLETED:
@@ -185,3 +226,87 @@ class Lifecycle(WorkingCopy):
                     error=state.error,
                 )
             )
+        if failed:
+            self._start_failure_workflow(status)
+
+    # -- the workflow-level onFailure ---------------------------------------------------
+
+    def _take_failure_path(self, ending: InstanceStatus, error: ErrorInfo | None) -> bool:
+        """Run the onFailure path (after compensation) instead of ending now, if a step's
+        failure routes to one and none ran yet."""
+        handler = self.definition.on_failure
+        cause = error or self.state.error
+        if handler is None or self.state.failure_path is not None or cause is None:
+            return False
+        if cause.step_id is None:
+            return False
+        target = handler.route(cause.type, cause.code)
+        if target is None:
+            return False
+        self.state.failure_path = FailurePath(ending=ending, error=cause)
+        self.state.error = cause
+        self.state.status = InstanceStatus.RUNNING
+        self.schedule(target)
+        return True
+
+    def _start_failure_workflow(self, status: InstanceStatus) -> None:
+        handler = self.definition.on_failure
+        state = self.state
+        if handler is None or handler.workflow is None:
+            return
+        if state.parent is not None and state.parent.step_id == FAILURE_WORKFLOW_STEP:
+            return  # a failure workflow's own failure starts no other one
+        child_id = failure_workflow_id(state.id, state.seq)
+        state.failure_workflow = FailureWorkflow(instance_id=child_id, workflow_id=handler.workflow)
+        failed = {
+            "instanceId": state.id,
+            "workflowId": state.workflow_id,
+            "workflowVersion": state.version,
+            "status": status.value,
+            "error": state.error.model_dump(mode="json") if state.error else None,
+            "input": state.input,
+            "variables": state.variables,
+            "correlationId": state.correlation_id,
+        }
+        self.effects.append(
+            StartChild(
+                step_id=FAILURE_WORKFLOW_STEP,
+                attempt=1,
+                child_id=child_id,
+                workflow_id=handler.workflow,
+                version=handler.version,
+                input=failed,
+            )
+        )
+
+    # -- steps that never ran -----------------------------------------------------------
+
+    def skip(self, step_id: str, *, by: str | None) -> None:
+        """Mark a step that has no state yet (or is only pending) as not taken."""
+        current = self.state.steps.get(step_id)
+        if current is not None and current.status is not StepStatus.PENDING:
+            return
+        self.state.steps[step_id] = StepState(
+            status=StepStatus.SKIPPED,
+            attempt=0,
+            tries=0,
+            execution=0,
+            started_at=self.now,
+            finished_at=self.now,
+        )
+        self.emit_step(self.step(step_id), "skipped", skippedBy=by)
+
+    def mark_pending(self, step_id: str) -> None:
+        """A step came due but does not start yet: pending, unless it ran before (its state
+        then stays that of its latest attempt, which compensation and `steps.<id>` read)."""
+        current = self.state.steps.get(step_id)
+        if current is not None and current.status is not StepStatus.SKIPPED:
+            return
+        self.state.steps[step_id] = StepState(
+            status=StepStatus.PENDING, attempt=0, tries=0, execution=0, started_at=self.now
+        )
+
+    def _skip_pending(self) -> None:
+        for step_id, s in list(self.state.steps.items()):
+            if s.status is StepStatus.PENDING:
+                self.skip(step_id, by=None)

@@ -38,6 +38,8 @@ class Run(Lifecycle):
         entered = 0
         while self._ready and not self.state.status.is_final:
             if self.state.status is InstanceStatus.PAUSED:
+                for due in self._ready:
+                    self.mark_pending(due)
                 self.state.deferred.extend(self._ready)
                 self._ready.clear()
                 break
@@ -116,7 +118,37 @@ class Run(Lifecycle):
         self.state.completed.append(step.id)
         self.emit_step(step, "completed", output=output)
         self.record(step, output)
+        self._skip_alternatives(step, next_step)
         self._continue(step, next_step)
+
+    def _skip_alternatives(self, step: StepModel, chosen: str | None) -> None:
+        """A completed step's successors that it did not choose, that have not run, and
+        that the chosen path cannot lead to are skipped (only those: steps further on are
+        left as they are)."""
+        routes = step.successor_ids()
+        if len(routes) < 2:
+            return
+        on_failure: set[str] = set()
+        handler = step.on_failure
+        if handler is not None:
+            if handler.next_step_id is not None:
+                on_failure.add(handler.next_step_id)
+            if handler.error_handler is not None:
+                on_failure.update(c.next_step_id for c in handler.error_handler.conditions)
+        ahead = self._reachable_from(chosen)
+        for target in dict.fromkeys(routes):
+            if target not in ahead and target not in on_failure:
+                self.skip(target, by=step.id)
+
+    def _reachable_from(self, step_id: str | None) -> set[str]:
+        seen: set[str] = set()
+        frontier = [] if step_id is None else [step_id]
+        while frontier:
+            current = frontier.pop()
+            if current not in seen:
+                seen.add(current)
+                frontier.extend(self.step(current).successor_ids())
+        return seen
 
     def _continue(self, step: StepModel, next_step: str | None) -> None:
         if next_step is not None:

@@ -37,6 +37,12 @@ _FINAL_INSTANCE = frozenset(
 
 
 class StepStatus(StrEnum):
+    """A step's latest state. `pending`: due but not started yet (the first step of a
+    created instance, or a step that came due while its instance is paused); `skipped`:
+    not taken (an alternative its predecessor did not choose, or still pending when the
+    instance ended). Both have attempt 0 until the step runs."""
+
+    PENDING = "pending"
     RUNNING = "running"
     WAITING = "waiting"
     RETRYING = "retrying"
@@ -98,6 +104,23 @@ class Compensating(BaseModel):
     cause: ErrorInfo | None = None
 
 
+class FailurePath(BaseModel):
+    """The workflow-level onFailure path in progress (or run): how the instance ends when
+    it is over, and the failure that led to it."""
+
+    ending: InstanceStatus
+    error: ErrorInfo
+
+
+class FailureWorkflow(BaseModel):
+    """The failure workflow instance started for this instance, and how it ended."""
+
+    instance_id: str
+    workflow_id: str
+    status: str = Field("started", description="started, or the status it ended with.")
+    error: ErrorInfo | None = None
+
+
 class CodeFirstState(BaseModel):
     """Where a code-first instance is: its workflow task, what the code reached so far,
     and the wait or hold it is in."""
@@ -144,6 +167,10 @@ class InstanceState(BaseModel):
         default_factory=list, description="Steps to enter once the paused instance resumes."
     )
     compensation: Compensating | None = None
+    failure_path: FailurePath | None = Field(
+        None, description="Set once the workflow-level onFailure path began."
+    )
+    failure_workflow: FailureWorkflow | None = None
     seq: int = Field(
         0, description="Outcome events emitted so far: they are numbered 1..seq, without gaps."
     )

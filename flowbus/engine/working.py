@@ -118,10 +118,17 @@ class WorkingCopy(ABC):
     # -- scope --------------------------------------------------------------------------
 
     def scope(self) -> dict[str, Any]:
-        """What expressions and templates see."""
+        """What expressions and templates see.
+
+        `context` is another name of `variables` (context mappings fill them, and seed
+        000's actions read them as `context.x`), and `data` another name of `input` (seed
+        004's conditions read it as `data.amount`).
+        """
         return {
             "input": self.state.input,
+            "data": self.state.input,
             "variables": self.state.variables,
+            "context": self.state.variables,
             "steps": self.state.step_outputs(),
             "trigger": self.state.trigger,
             "instance": {

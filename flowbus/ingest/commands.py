@@ -9,10 +9,17 @@ names an unknown instance or workflow, the instance's status does not allow it (
 rules, in the same words, as the HTTP API's 409 answers), or no step waits for the event
 it carries.
 
-`register` stores `{"definition": {...}}` through `store_definition`, in a transaction of
-its own: storing is idempotent (the same content is the same version), so a redelivered
-command changes nothing; an invalid or conflicting definition is dead-lettered with the
-problems found.
+`register` stores `{"definition": {...}}` through `store_document` (its task references
+resolved), in a transaction of its own: storing is idempotent (the same content is the
+same version), so a redelivered command changes nothing; an invalid or conflicting
+definition is dead-lettered with the problems found.
+
+`start` with `"start": false` creates the instance without starting it (status `created`,
+its first step `pending`); a later `start` naming that `instanceId` starts it. A `start`
+naming an instance that exists and is not `created` changes nothing (a repeated command,
+as when a client retries with the same Idempotency-Key). Starts of a disabled workflow are
+refused, and so are starts of a deprecated version, or of a workflow whose latest version
+is deprecated when they name no version.
 
 Commands apply in topic order. Each is checked against the status its instance has when
 its turn comes: a second command for an instance within one batch is checked after the
@@ -29,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
-from flowbus.definitions.loader import validate_definition
+from flowbus.engine import core
 from flowbus.engine.inputs import Command, EngineInput, EventReceived
 from flowbus.engine.state import InstanceStatus
 from flowbus.envelope import DomainEvent
@@ -38,9 +45,11 @@ from flowbus.ingest.records import ConsumedRecord
 from flowbus.service.definitions import (
     UnknownDefinition,
     definition_to_start,
-    store_definition,
+    store_document,
 )
+from flowbus.service.effect_handlers import take
 from flowbus.service.unit_of_work import StartRequest, UnitOfWork
+from flowbus.store.definitions import workflow_disabled
 from flowbus.store.instances import CodeHold
 
 log = structlog.get_logger(__name__)
@@ -59,6 +68,7 @@ class StartCommand(_Command):
     input: Any = None
     correlation_id: str | None = None
     instance_id: uuid.UUID | None = None
+    start: bool = Field(True, description="False: create the instance without starting it.")
 
 
 class CancelCommand(_Command):
@@ -138,8 +148,7 @@ class CommandIngest(BatchIngest):
 
     async def _register(self, command: RegisterCommand) -> None:
         try:
-            definition = validate_definition(command.definition)
-            stored = await store_definition(self._engine, definition)
+            stored = await store_document(self._engine, command.definition)
         except (DefinitionError, DefinitionConflict) as exc:
             raise CommandRefused(f"definition not stored: {exc}") from None
         log.info(
@@ -151,16 +160,22 @@ class CommandIngest(BatchIngest):
 
     async def _apply(self, batch: Batch, commands: list[Parsed]) -> None:
         """Apply commands for distinct instances, each checked against its current status."""
-        targets = {str(c.instance_id) for _, _, c in commands if not isinstance(c, StartCommand)}
+        targets = {str(c.instance_id) for _, _, c in commands if c.instance_id is not None}
         # Locked in id order, as the unit of work locks instances.
         current = await batch.uow.instances.lock_status(targets)
         starts: list[StartRequest] = []
+        creates: list[StartRequest] = []
         deliveries: list[tuple[str, EngineInput]] = []
         events: list[tuple[ConsumedRecord, str, EventCommand, EngineInput]] = []
         for record, event, command in commands:
             try:
                 if isinstance(command, StartCommand):
-                    starts.append(await self._start(batch.uow, event, command))
+                    existing = current.get(str(command.instance_id))
+                    if existing is not None:
+                        await self._start_created(batch, command, existing[0], deliveries)
+                        continue
+                    request = await self._start(batch.uow, event, command)
+                    (starts if command.start else creates).append(request)
                     continue
                 instance_id = str(command.instance_id)
                 found = current.get(instance_id)
@@ -176,6 +191,8 @@ class CommandIngest(BatchIngest):
                 batch.dead_letter(record, str(exc))
         if starts:
             await batch.uow.start(starts)
+        if creates:
+            await _create(batch.uow, creates)
         if deliveries:
             await batch.uow.deliver(deliveries)
         for record, instance_id, command, value in events:
@@ -192,10 +209,26 @@ class CommandIngest(BatchIngest):
                 )
                 batch.dead_letter(record, f"{waiting} waiting for an event")
 
+    async def _start_created(
+        self,
+        batch: Batch,
+        command: StartCommand,
+        status: InstanceStatus,
+        deliveries: list[tuple[str, EngineInput]],
+    ) -> None:
+        """A start naming an instance that exists: start it if it is only created."""
+        instance_id = str(command.instance_id)
+        if status is not InstanceStatus.CREATED or not command.start:
+            batch.uow.report.duplicates += 1
+            return
+        await _refuse_disabled(batch.uow, command.workflow_id)
+        deliveries.append((instance_id, Command(kind="start")))
+
     async def _start(
         self, uow: UnitOfWork, event: DomainEvent, command: StartCommand
     ) -> StartRequest:
         catalog = uow.catalog
+        await _refuse_disabled(uow, command.workflow_id)
         try:
             definition = await definition_to_start(
                 uow.conn, catalog, command.workflow_id, command.version
@@ -218,6 +251,37 @@ class CommandIngest(BatchIngest):
             trigger_event_id=event.id,
             correlation_id=command.correlation_id,
         )
+
+
+async def _refuse_disabled(uow: UnitOfWork, workflow_id: str) -> None:
+    if await workflow_disabled(uow.conn, workflow_id):
+        raise CommandRefused(f"workflow {workflow_id!r} is disabled: it starts no instances")
+
+
+async def _create(uow: UnitOfWork, requests: list[StartRequest]) -> None:
+    """Create instances without starting them (ids already taken count as duplicates)."""
+    transitions = [
+        core.start(
+            r.definition,
+            instance_id=r.instance_id,
+            input=r.input,
+            now=uow.now,
+            trigger=r.trigger,
+            correlation_id=r.correlation_id,
+            limits=uow.limits,
+            begin=False,
+        )
+        for r in requests
+    ]
+    inserted = await uow.instances.insert_new(
+        [t.state for t in transitions], [r.trigger_event_id for r in requests]
+    )
+    for transition in transitions:
+        if transition.state.id not in inserted:
+            uow.report.duplicates += 1
+            continue
+        uow.states[transition.state.id] = transition.state
+        take(uow, transition, changed=False)
 
 
 def _engine_input(event: DomainEvent, command: Any) -> EngineInput:
@@ -254,7 +318,7 @@ _ALLOWED: dict[str, tuple[frozenset[InstanceStatus], str]] = {
     "resume": (frozenset({InstanceStatus.PAUSED}), "paused"),
     "cancel": (
         frozenset(s for s in InstanceStatus if not s.is_final) - {InstanceStatus.COMPENSATING},
-        "running, waiting or paused",
+        "created, running, waiting or paused",
     ),
     "retry": (frozenset({InstanceStatus.FAILED}), "failed"),
     "event": (frozenset(s for s in InstanceStatus if not s.is_final), "unfinished"),

@@ -1,4 +1,11 @@
-"""Stored definition versions: immutable once stored; a change is a new version."""
+"""Stored definition versions: immutable once stored; a change is a new version.
+
+Which version new instances start on: triggers (and starts that name no version) start
+the latest version, and only while it is not deprecated: deprecating the latest version
+stops them rather than falling back to an older one. A start that names a version starts
+it unless it is deprecated. A disabled workflow (`disabled_workflows`) starts nothing at
+all; its running instances go on.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,25 @@ import hashlib
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Column, DateTime, Table, Text, and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from flowbus.definitions.compat import label_conflict
 from flowbus.definitions.errors import DefinitionConflict
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.model import WorkflowDefinition
 from flowbus.engine.state import InstanceStatus
-from flowbus.store.tables import instances
+from flowbus.store.tables import instances, metadata
 from flowbus.store.tables import workflow_definitions as defs
+
+disabled_workflows = Table(
+    "disabled_workflows",
+    metadata,
+    Column("workflow_id", Text, primary_key=True),
+    Column("disabled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("disabled_by", Text),
+)
 
 DEFINITIONS_CHANNEL = "flowbus_definitions"
 """Workers LISTEN here and reload their definitions and wait probes on every notice."""
@@ -57,7 +73,11 @@ async def save_definition(
     await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(definition.id))))
     stored = (
         await conn.execute(
-            select(defs.c.version, defs.c.checksum)
+            select(
+                defs.c.version,
+                defs.c.checksum,
+                defs.c.document["versionLabel"].astext.label("label"),
+            )
             .where(defs.c.workflow_id == definition.id)
             .order_by(defs.c.version.desc())
         )
@@ -85,6 +105,10 @@ async def save_definition(
                     "versions are immutable: give the change a new version (or omit it)"
                 )
             return definition, False
+    if definition.version_label is not None:
+        reason = label_conflict(definition.version_label, [(r.version, r.label) for r in stored])
+        if reason is not None:
+            raise DefinitionConflict(f"{definition.id}: {reason}")
     await conn.execute(
         insert(defs).values(
             workflow_id=definition.id,
@@ -112,7 +136,8 @@ async def get_definition(
 
 
 async def active_definitions(conn: AsyncConnection) -> list[WorkflowDefinition]:
-    """The latest non-deprecated version of every workflow: the ones triggers start."""
+    """The latest version of every workflow that is neither disabled nor, in that latest
+    version, deprecated: the ones triggers start."""
     ranked = (
         select(
             defs,
@@ -120,11 +145,64 @@ async def active_definitions(conn: AsyncConnection) -> list[WorkflowDefinition]:
             .over(partition_by=defs.c.workflow_id, order_by=defs.c.version.desc())
             .label("rank"),
         )
-        .where(defs.c.deprecated.is_(False))
+        .where(defs.c.workflow_id.not_in(select(disabled_workflows.c.workflow_id)))
         .subquery()
     )
-    rows = (await conn.execute(select(ranked).where(ranked.c.rank == 1))).all()
+    latest = select(ranked).where(and_(ranked.c.rank == 1, ranked.c.deprecated.is_(False)))
+    rows = (await conn.execute(latest)).all()
     return [definition_from_row(row) for row in rows]
+
+
+async def start_candidate(
+    conn: AsyncConnection, workflow_id: str, version: int | None
+) -> tuple[Any | None, bool]:
+    """The row of the version a start asks for (the latest when `version` is None), or
+    None when it is not stored; and whether the workflow is disabled. The caller refuses a
+    deprecated row (see the module docstring)."""
+    query = select(defs).where(defs.c.workflow_id == workflow_id)
+    if version is None:
+        query = query.order_by(defs.c.version.desc())
+    else:
+        query = query.where(defs.c.version == version)
+    row = (await conn.execute(query.limit(1))).first()
+    return row, await workflow_disabled(conn, workflow_id)
+
+
+async def workflow_disabled(conn: AsyncConnection, workflow_id: str) -> bool:
+    found = await conn.execute(
+        select(disabled_workflows.c.workflow_id).where(
+            disabled_workflows.c.workflow_id == workflow_id
+        )
+    )
+    return found.first() is not None
+
+
+async def disabled_workflow_ids(conn: AsyncConnection) -> set[str]:
+    rows = await conn.execute(select(disabled_workflows.c.workflow_id))
+    return {row.workflow_id for row in rows}
+
+
+async def set_disabled(
+    conn: AsyncConnection, workflow_id: str, disabled: bool, by: str | None = None
+) -> bool:
+    """Disable (or enable again) a stored workflow as a whole; False: it is not stored."""
+    stored = await conn.execute(
+        select(defs.c.workflow_id).where(defs.c.workflow_id == workflow_id).limit(1)
+    )
+    if stored.first() is None:
+        return False
+    if disabled:
+        await conn.execute(
+            insert(disabled_workflows)
+            .values(workflow_id=workflow_id, disabled_by=by)
+            .on_conflict_do_nothing(index_elements=["workflow_id"])
+        )
+    else:
+        await conn.execute(
+            delete(disabled_workflows).where(disabled_workflows.c.workflow_id == workflow_id)
+        )
+    await conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, workflow_id)))
+    return True
 
 
 async def set_deprecated(
@@ -185,6 +263,10 @@ async def delete_definition(
         )
     deleted = await conn.execute(delete(defs).where(stored).returning(defs.c.version))
     versions = sorted(row.version for row in deleted)
+    if version is None:
+        await conn.execute(
+            delete(disabled_workflows).where(disabled_workflows.c.workflow_id == workflow_id)
+        )
     if versions:
         await conn.execute(select(func.pg_notify(DEFINITIONS_CHANNEL, workflow_id)))
     return versions

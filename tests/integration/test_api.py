@@ -832,6 +832,27 @@ async def test_a_webhook_retried_with_the_same_ce_id_starts_one_instance(world: 
     assert len(rows) == 1
 
 
+async def test_a_webhook_retried_with_the_same_idempotency_key_starts_one_instance(
+    world: World,
+) -> None:
+    topic = world.d.topic("orders")
+    headers = {**bearer("operator"), "Idempotency-Key": "checkout-77", "ce-type": "order.created"}
+    body = {"order_id": "dedupe-key-1", "amount": 3}
+
+    first = await world.client.post(f"/v1/events/{topic}", json=body, headers=headers)
+    second = await world.client.post(f"/v1/events/{topic}", json=body, headers=headers)
+    other = await world.client.post(
+        f"/v1/events/{topic}", json=body, headers={**headers, "Idempotency-Key": "checkout-78"}
+    )
+
+    assert first.status_code == second.status_code == 202
+    assert first.json()["eventId"] == second.json()["eventId"] != other.json()["eventId"]
+    await wait_listed(world, lambda i: i["workflowId"] == "api-orders", "dedupe-key-1")
+    await asyncio.sleep(1.0)
+    rows = await world.d.fetch("SELECT id FROM instances WHERE input->>'orderId' = 'dedupe-key-1'")
+    assert len(rows) == 2, "one instance per key, not per request"
+
+
 async def test_a_structured_cloudevent_is_published_as_sent(world: World) -> None:
     topic = world.d.topic("orders")
     before = await end_offsets(world.d, topic)

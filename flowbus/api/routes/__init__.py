@@ -15,6 +15,7 @@ from flowbus.api.routes import (
     instances,
     stats,
     streams,
+    tasks,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -25,4 +26,5 @@ ROUTERS: list[APIRouter] = [
     events.router,
     approvals.router,
     dead_letters.router,
+    tasks.router,
 ]

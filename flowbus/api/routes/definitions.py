@@ -1,4 +1,10 @@
-"""Definitions: list, read, store new versions, validate, deprecate, delete, draw."""
+"""Definitions: list, read, store new versions, validate, deprecate, disable, delete, draw.
+
+New instances start on the latest version, and only while it is not deprecated:
+deprecating it stops triggers and starts that name no version instead of falling back to an
+older version (a start naming an older, non-deprecated version still works). Disabling a
+workflow stops every start of it (triggers, start commands, API starts: 409) until it is
+enabled again; its running instances go on."""
 
 from __future__ import annotations
 
@@ -11,32 +17,35 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import PlainTextResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flowbus.api.auth import Role, guarded
+from flowbus.api.auth import Principal, Role, guarded, requires
 from flowbus.api.context import ApiContext, Context
+from flowbus.api.definition_views import WorkflowState, stored_definition_model, workflow_state
 from flowbus.api.limits import check_expanded, refusal
 from flowbus.api.models import (
     WORKFLOW_ID_PATTERN,
     DefinitionChange,
     DefinitionSaved,
     DefinitionsDeleted,
-    DefinitionVersion,
     StoredDefinition,
     ValidationReport,
     WorkflowList,
-    WorkflowSummary,
 )
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, definition_items, not_found
 from flowbus.definitions.errors import DefinitionConflict, DefinitionError
 from flowbus.definitions.loader import validate_definition
 from flowbus.definitions.mermaid import to_mermaid
 from flowbus.definitions.model import WorkflowDefinition
+from flowbus.definitions.tasks import ResolvedDocument
 from flowbus.limits import JsonLimits, LimitExceeded
-from flowbus.service.definitions import store_definition
+from flowbus.service.definitions import resolve_task_references, store_definition
 from flowbus.store.definitions import (
     DefinitionInUse,
     definition_from_row,
     delete_definition,
+    disabled_workflow_ids,
     set_deprecated,
+    set_disabled,
+    workflow_disabled,
 )
 from flowbus.store.read_models import definition_versions, stored_definition
 
@@ -127,6 +136,21 @@ async def _checked(raw: Any) -> WorkflowDefinition:
         ) from None
 
 
+async def _resolved(ctx: Context, raw: Any) -> ResolvedDocument:
+    """`raw` with its steps' `taskId` references replaced by the stored tasks; 422 naming the
+    step and field of a task or version that is not stored."""
+    try:
+        return await resolve_task_references(ctx.engine, raw)
+    except DefinitionError as exc:
+        raise ApiProblem(
+            422,
+            "invalid-definition",
+            f"the definition is not valid: {exc}",
+            title="Invalid definition",
+            errors=definition_items(exc.problems),
+        ) from None
+
+
 async def _validated(raw: Any) -> WorkflowDefinition:
     wrong_id = _id_problem(raw)
     if wrong_id is not None:
@@ -149,28 +173,6 @@ async def _validated(raw: Any) -> WorkflowDefinition:
         ) from None
 
 
-def _summary(workflow_id: str, rows: list[Any]) -> WorkflowSummary:
-    active = [r.version for r in rows if not r.deprecated]
-    return WorkflowSummary(
-        id=workflow_id,
-        name=rows[-1].name,
-        latest_version=rows[-1].version,
-        active_version=max(active) if active else None,
-        versions=[_version(r) for r in rows],
-    )
-
-
-def _version(row: Any) -> DefinitionVersion:
-    return DefinitionVersion(
-        version=row.version,
-        deprecated=row.deprecated,
-        name=row.name,
-        description=row.description,
-        checksum=row.checksum,
-        created_at=row.created_at,
-    )
-
-
 async def _stored(conn: AsyncConnection, workflow_id: str, version: int | None) -> Any:
     row = await stored_definition(conn, workflow_id, version)
     if row is None:
@@ -179,25 +181,23 @@ async def _stored(conn: AsyncConnection, workflow_id: str, version: int | None) 
     return row
 
 
-def _stored_model(row: Any) -> StoredDefinition:
-    return StoredDefinition(id=row.workflow_id, document=row.document, **_version(row).model_dump())
-
-
 @router.get("", summary="List workflows and their versions", **guarded(Role.VIEWER))
 async def list_workflows(ctx: Context) -> WorkflowList:
     async with ctx.engine.connect() as conn:
         rows = await definition_versions(conn)
+        disabled = await disabled_workflow_ids(conn)
     by_workflow: dict[str, list[Any]] = {}
     for row in rows:
         by_workflow.setdefault(row.workflow_id, []).append(row)
-    return WorkflowList(items=[_summary(w, versions) for w, versions in by_workflow.items()])
+    return WorkflowList(
+        items=[workflow_state(w, versions, w in disabled) for w, versions in by_workflow.items()]
+    )
 
 
-async def _save(
-    ctx: Context, definition: WorkflowDefinition, response: Response
-) -> DefinitionSaved:
+async def _save(ctx: Context, resolved: ResolvedDocument, response: Response) -> DefinitionSaved:
+    definition = await _validated(resolved.document)
     try:
-        stored = await store_definition(ctx.engine, definition)
+        stored = await store_definition(ctx.engine, definition, resolved.uses)
     except DefinitionConflict as exc:
         raise conflict("version-conflict", str(exc)) from None
     response.status_code = 201 if stored.created else 200
@@ -214,7 +214,7 @@ async def _save(
     **_with(Role.ADMIN, **_DOCUMENT_BODY),
 )
 async def create_definition(request: Request, response: Response, ctx: Context) -> DefinitionSaved:
-    return await _save(ctx, await _validated(await _document(request, ctx)), response)
+    return await _save(ctx, await _resolved(ctx, await _document(request, ctx)), response)
 
 
 @router.post(
@@ -228,7 +228,7 @@ async def validate(request: Request, ctx: Context) -> ValidationReport:
     if wrong_id is not None:
         return ValidationReport(valid=False, problems=[wrong_id])
     try:
-        definition = await _checked(raw)
+        definition = await _checked((await resolve_task_references(ctx.engine, raw)).document)
     except DefinitionError as exc:
         return ValidationReport(
             valid=False, id=exc.definition_id, problems=definition_items(exc.problems)
@@ -239,7 +239,7 @@ async def validate(request: Request, ctx: Context) -> ValidationReport:
 @router.get("/{workflow_id}", summary="The latest version of a workflow", **guarded(Role.VIEWER))
 async def latest_definition(workflow_id: WorkflowId, ctx: Context) -> StoredDefinition:
     async with ctx.engine.connect() as conn:
-        return _stored_model(await _stored(conn, workflow_id, None))
+        return stored_definition_model(await _stored(conn, workflow_id, None))
 
 
 @router.put(
@@ -264,7 +264,7 @@ async def update_definition(
             )
         if given is None:
             raw = {"id": workflow_id, **raw}
-    return await _save(ctx, await _validated(raw), response)
+    return await _save(ctx, await _resolved(ctx, raw), response)
 
 
 @router.delete(
@@ -291,12 +291,43 @@ async def _delete(ctx: Context, workflow_id: str, version: int | None) -> Defini
 @router.get(
     "/{workflow_id}/versions", summary="The stored versions of a workflow", **guarded(Role.VIEWER)
 )
-async def list_versions(workflow_id: WorkflowId, ctx: Context) -> WorkflowSummary:
+async def list_versions(workflow_id: WorkflowId, ctx: Context) -> WorkflowState:
     async with ctx.engine.connect() as conn:
-        rows = await definition_versions(conn, workflow_id)
+        return await _state(conn, workflow_id)
+
+
+async def _state(conn: AsyncConnection, workflow_id: str) -> WorkflowState:
+    rows = await definition_versions(conn, workflow_id)
     if not rows:
         raise not_found(f"workflow {workflow_id!r} is not stored")
-    return _summary(workflow_id, rows)
+    return workflow_state(workflow_id, rows, await workflow_disabled(conn, workflow_id))
+
+
+@router.put(
+    "/{workflow_id}/disabled",
+    summary="Disable a workflow as a whole: nothing starts it; running instances go on",
+    **guarded(Role.ADMIN),
+)
+async def disable_workflow(
+    workflow_id: WorkflowId, ctx: Context, principal: Annotated[Principal, requires(Role.ADMIN)]
+) -> WorkflowState:
+    return await _set_disabled(ctx, workflow_id, True, principal.subject)
+
+
+@router.delete(
+    "/{workflow_id}/disabled", summary="Enable a disabled workflow again", **guarded(Role.ADMIN)
+)
+async def enable_workflow(workflow_id: WorkflowId, ctx: Context) -> WorkflowState:
+    return await _set_disabled(ctx, workflow_id, False, None)
+
+
+async def _set_disabled(
+    ctx: Context, workflow_id: str, disabled: bool, by: str | None
+) -> WorkflowState:
+    async with ctx.engine.begin() as conn:
+        if not await set_disabled(conn, workflow_id, disabled, by):
+            raise not_found(f"workflow {workflow_id!r} is not stored")
+        return await _state(conn, workflow_id)
 
 
 @router.get(
@@ -304,12 +335,13 @@ async def list_versions(workflow_id: WorkflowId, ctx: Context) -> WorkflowSummar
 )
 async def get_version(workflow_id: WorkflowId, version: Version, ctx: Context) -> StoredDefinition:
     async with ctx.engine.connect() as conn:
-        return _stored_model(await _stored(conn, workflow_id, version))
+        return stored_definition_model(await _stored(conn, workflow_id, version))
 
 
 @router.patch(
     "/{workflow_id}/versions/{version}",
-    summary="Deprecate a version (it starts no new instances) or undo that",
+    summary="Deprecate a version (it starts no new instances; the latest one deprecated, "
+    "triggers start nothing) or undo that",
     **guarded(Role.ADMIN),
 )
 async def change_version(
@@ -318,7 +350,7 @@ async def change_version(
     async with ctx.engine.begin() as conn:
         if not await set_deprecated(conn, workflow_id, version, change.deprecated):
             raise not_found(f"workflow {workflow_id!r} version {version} is not stored")
-        return _stored_model(await _stored(conn, workflow_id, version))
+        return stored_definition_model(await _stored(conn, workflow_id, version))
 
 
 @router.delete(

@@ -1,4 +1,7 @@
-"""Webhook triggers: publish an HTTP body onto a source topic, as any producer would."""
+"""Webhook triggers: publish an HTTP body onto a source topic, as any producer would.
+
+With an `Idempotency-Key` header (and no `ce-id`), the event's id derives from the caller
+and the key, so a retried POST publishes the same event and starts nothing new."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from flowbus.api.auth import Role, guarded
+from flowbus.api.auth import Principal, Role, guarded, requires
 from flowbus.api.context import ApiContext, Context
+from flowbus.api.instance_commands import IdempotencyKey, webhook_event_id
 from flowbus.api.models import WORKFLOW_ID_PATTERN, EventAccepted
 from flowbus.api.problems import conflict, not_found
 from flowbus.api.publish import publish_webhook
@@ -33,6 +37,7 @@ _BODY = {
 Key = Annotated[
     str | None, Query(max_length=1000, description="Record key (default: none, spread).")
 ]
+Operator = Annotated[Principal, requires(Role.OPERATOR)]
 
 
 async def _publish(
@@ -41,15 +46,20 @@ async def _publish(
     response: Response,
     topic: str,
     key: str | None,
+    keyed: tuple[Principal, str | None],
     default_type: str | None = None,
 ) -> EventAccepted:
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+    principal, idempotency_key = keyed
+    if idempotency_key is not None and "ce-id" not in headers:
+        headers["ce-id"] = webhook_event_id(principal.subject, idempotency_key)
     published = await publish_webhook(
         ctx.broker,
         topic=topic,
         deployment=ctx.settings.deployment,
         body=await request.body(),
         content_type=request.headers.get("content-type"),
-        headers={k.lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")},
+        headers=headers,
         key=key,
         default_type=default_type,
     )
@@ -75,14 +85,16 @@ async def publish_to_topic(
     request: Request,
     response: Response,
     ctx: Context,
+    principal: Operator,
     key: Key = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> EventAccepted:
     if topic not in ctx.settings.source_topics:
         raise not_found(
             f"topic {topic!r} is not a source topic; webhooks publish to: "
             + ", ".join(ctx.settings.source_topics)
         )
-    return await _publish(ctx, request, response, topic, key)
+    return await _publish(ctx, request, response, topic, key, (principal, idempotency_key))
 
 
 @router.post(
@@ -97,7 +109,9 @@ async def publish_to_workflow(
     request: Request,
     response: Response,
     ctx: Context,
+    principal: Operator,
     key: Key = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> EventAccepted:
     async with ctx.engine.connect() as conn:
         row = await startable_definition(conn, workflow_id, None)
@@ -114,4 +128,5 @@ async def publish_to_workflow(
             "no-trigger",
             f"{workflow_id}'s first trigger topic {trigger.topic!r} is not a source topic",
         )
-    return await _publish(ctx, request, response, trigger.topic, key, trigger.type)
+    keyed = (principal, idempotency_key)
+    return await _publish(ctx, request, response, trigger.topic, key, keyed, trigger.type)

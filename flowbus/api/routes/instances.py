@@ -1,6 +1,11 @@
-"""Instances: list and read them from PostgreSQL; start, pause, resume, cancel, retry and
-send events by publishing commands, after checking in PostgreSQL that the command is
-legal for the instance's status now."""
+"""Instances: list and read them from PostgreSQL; create, start, pause, resume, cancel,
+retry and send events by publishing commands, after checking in PostgreSQL that the
+command is legal for the instance's status now. The API never writes instance state.
+
+`POST /v1/instances` takes an `Idempotency-Key` header: the instance id is then derived
+from the caller and the key (a UUIDv5 of both), so a retried request names the same
+instance and the worker, which starts an instance id once, creates nothing new, whichever
+API process took the retry."""
 
 from __future__ import annotations
 
@@ -12,6 +17,16 @@ from fastapi import APIRouter, Path, Query, Response
 
 from flowbus.api.auth import Principal, Role, guarded, requires
 from flowbus.api.context import ApiContext, Context
+from flowbus.api.instance_commands import (
+    CreateInstance,
+    IdempotencyKey,
+    check_startable,
+    current_instance,
+    disabled_problem,
+    illegal_transition,
+    new_instance_id,
+    publish_instance_command,
+)
 from flowbus.api.instance_views import (
     held_state,
     instance_detail,
@@ -27,7 +42,6 @@ from flowbus.api.models import (
     InstanceDetail,
     InstancePage,
     SendEvent,
-    StartInstance,
     StepExecutionList,
     UiComponentProblem,
     UiComponents,
@@ -35,17 +49,16 @@ from flowbus.api.models import (
 )
 from flowbus.api.parameters import storable, utc
 from flowbus.api.problems import ApiProblem, ProblemItem, conflict, not_found
-from flowbus.api.publish import command_data, publish_command
+from flowbus.api.publish import command_data
 from flowbus.definitions.ui_components import compile_components, evaluate, view_of
 from flowbus.engine.state import InstanceState, InstanceStatus
-from flowbus.store.definitions import definition_from_row
+from flowbus.store.definitions import definition_from_row, start_candidate, workflow_disabled
 from flowbus.store.queries import BadCursor, InstanceFilter, instance_page
 from flowbus.store.read_models import (
     children_of,
     definition_extras,
     instance_row,
     instance_status,
-    startable_definition,
     step_history,
 )
 
@@ -179,20 +192,24 @@ async def get_steps(instance_id: InstanceId, ctx: Context) -> StepExecutionList:
     return StepExecutionList(items=[step_execution(r) for r in rows])
 
 
-@router.post("", summary="Start an instance (publishes a start command)", **_ACCEPTED)
+@router.post(
+    "",
+    summary="Start an instance, or only create it (publishes a start command)",
+    **_ACCEPTED,
+)
 async def start_instance(
-    request: StartInstance, response: Response, ctx: Context
+    request: CreateInstance,
+    response: Response,
+    ctx: Context,
+    principal: Operator,
+    idempotency_key: IdempotencyKey = None,
 ) -> CommandAccepted:
     async with ctx.engine.connect() as conn:
-        row = await startable_definition(conn, request.workflow_id, request.version)
+        row, disabled = await start_candidate(conn, request.workflow_id, request.version)
     if row is None:
-        wanted = "active version" if request.version is None else f"version {request.version}"
+        wanted = "stored version" if request.version is None else f"version {request.version}"
         raise not_found(f"workflow {request.workflow_id!r} has no {wanted}")
-    if row.deprecated:
-        raise conflict(
-            "version-deprecated",
-            f"{request.workflow_id} v{row.version} is deprecated: it starts no new instances",
-        )
+    check_startable(request.workflow_id, row, disabled, named=request.version is not None)
     definition = definition_from_row(row)
     problems = ctx.input_problems(definition, request.input)
     if problems:
@@ -204,7 +221,7 @@ async def start_instance(
             title="Invalid input",
             errors=problems,
         )
-    instance_id = str(uuid.uuid4())
+    instance_id = new_instance_id(principal.subject, idempotency_key)
     # The version is pinned to the one the input was checked against.
     data = {
         "workflowId": definition.id,
@@ -213,50 +230,30 @@ async def start_instance(
         "instanceId": instance_id,
         **command_data(correlationId=request.correlation_id),
     }
-    return await _publish(ctx, response, "start", instance_id, data, definition.version)
+    if not request.start:
+        data["start"] = False
+    return await publish_instance_command(
+        ctx, response, "start", instance_id, data, definition.version
+    )
 
 
-async def _publish(
-    ctx: ApiContext,
-    response: Response,
-    kind: CommandKind,
-    instance_id: str,
-    data: dict[str, Any],
-    version: int | None = None,
-    workflow_id: str | None = None,
+@router.put("/{instance_id}/start", summary="Start a created instance", **_ACCEPTED)
+async def start_created(
+    instance_id: InstanceId, response: Response, ctx: Context
 ) -> CommandAccepted:
-    published = await publish_command(
-        ctx.broker,
-        topic=ctx.settings.topics.commands,
-        deployment=ctx.settings.deployment,
-        kind=kind,
-        instance_id=instance_id,
-        data=data,
-    )
-    response.headers["Location"] = f"/v1/instances/{instance_id}"
-    return CommandAccepted(
-        command_id=published.event_id,
-        command=kind,
-        instance_id=instance_id,
-        workflow_id=workflow_id or data.get("workflowId"),
-        workflow_version=version,
-        topic=published.topic,
-    )
-
-
-async def _current(ctx: ApiContext, instance_id: uuid.UUID) -> Any:
+    row = await current_instance(ctx, instance_id)
+    if row.status != InstanceStatus.CREATED:
+        raise illegal_transition(instance_id, row.status, "start", "created")
     async with ctx.engine.connect() as conn:
-        row = await instance_status(conn, str(instance_id))
-    if row is None:
-        raise not_found(f"instance {instance_id} does not exist")
-    return row
-
-
-def _illegal(instance_id: uuid.UUID, status: str, action: str, allowed: str) -> ApiProblem:
-    return conflict(
-        "illegal-transition",
-        f"instance {instance_id} is {status}: {action} applies only to {allowed} instances",
-        instanceStatus=status,
+        if await workflow_disabled(conn, row.workflow_id):
+            raise disabled_problem(row.workflow_id)
+    data = {
+        "workflowId": row.workflow_id,
+        "version": row.workflow_version,
+        "instanceId": str(instance_id),
+    }
+    return await publish_instance_command(
+        ctx, response, "start", str(instance_id), data, row.workflow_version, row.workflow_id
     )
 
 
@@ -269,10 +266,10 @@ async def _command(
     allowed: set[InstanceStatus],
     allowed_text: str,
 ) -> CommandAccepted:
-    row = await _current(ctx, instance_id)
+    row = await current_instance(ctx, instance_id)
     if InstanceStatus(row.status) not in allowed:
-        raise _illegal(instance_id, row.status, kind, allowed_text)
-    return await _publish(
+        raise illegal_transition(instance_id, row.status, kind, allowed_text)
+    return await publish_instance_command(
         ctx,
         response,
         kind,
@@ -321,7 +318,7 @@ async def cancel(
     data = command_data(compensate=request.compensate, reason=request.reason, by=principal.subject)
     allowed = _LIVE - {InstanceStatus.COMPENSATING}
     return await _command(
-        ctx, response, instance_id, "cancel", data, allowed, "running, waiting or paused"
+        ctx, response, instance_id, "cancel", data, allowed, "created, running, waiting or paused"
     )
 
 
@@ -334,15 +331,15 @@ async def cancel(
 async def retry(
     instance_id: InstanceId, response: Response, ctx: Context, principal: Operator
 ) -> CommandAccepted:
-    row = await _current(ctx, instance_id)
+    row = await current_instance(ctx, instance_id)
     held = row.state.get("code") is not None and held_state(row.state) is not None
     if held and row.status in _LIVE:
         data = {"instanceId": str(instance_id), **command_data(by=principal.subject)}
-        return await _publish(
+        return await publish_instance_command(
             ctx, response, "retry", str(instance_id), data, row.workflow_version, row.workflow_id
         )
     if row.status != InstanceStatus.FAILED:
-        raise _illegal(instance_id, row.status, "retry", "failed or held")
+        raise illegal_transition(instance_id, row.status, "retry", "failed or held")
     if row.state.get("code") is not None:
         raise conflict(
             "not-retryable",
@@ -360,7 +357,7 @@ async def retry(
             instanceStatus=row.status,
         )
     data = {"instanceId": str(instance_id), **command_data(by=principal.subject)}
-    return await _publish(
+    return await publish_instance_command(
         ctx, response, "retry", str(instance_id), data, row.workflow_version, row.workflow_id
     )
 

@@ -62,7 +62,7 @@ def test_step_completing_while_paused_defers_the_next_step() -> None:
     instance.apply(ActionResult("first", 1, output={}), at(2))
 
     assert instance.state.steps["first"].status is StepStatus.COMPLETED
-    assert "second" not in instance.state.steps
+    assert instance.state.steps["second"].status is StepStatus.PENDING
     assert instance.state.deferred == ["second"]
     assert of_kind(instance.effects, RunAction) == []
     assert instance.state.status is InstanceStatus.PAUSED

@@ -54,9 +54,12 @@ def test_malformed_transition_is_refused() -> None:
     ]
 
 
-def test_event_trigger_needs_a_topic() -> None:
-    assert problems_of({"type": "order.created"}) == [
-        Problem("a trigger needs a topic (or a schedule)", field="triggers.0")
+def test_event_trigger_needs_a_topic_or_something_to_match() -> None:
+    assert problems_of({"description": "anything"}) == [
+        Problem(
+            "a trigger needs a topic, a type, a pattern or a transition (or a schedule)",
+            field="triggers.0",
+        )
     ]
 
 
