@@ -9,7 +9,9 @@ is an `ActionFailed`; its `to_error_info()` becomes the step's error.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from flowbus.actions.base import ActionContext, ActionType
 from flowbus.engine.state import ErrorInfo
@@ -55,3 +57,20 @@ class ActionConfigError(ActionFailed):
     """The rendered config is not valid (a template produced a wrong value)."""
 
     error_type = "ActionConfigError"
+
+
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def validated_config(model: type[Config], config: dict[str, Any]) -> Config:
+    """`config` read as `model`, or an `ActionConfigError` naming each field and what is
+    wrong with it: locations and messages only, since values may hold secrets."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        raise ActionConfigError(
+            "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                for err in exc.errors()
+            )
+        ) from None

@@ -22,13 +22,12 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import aiosmtplib
-from pydantic import ValidationError
 
 from flowbus import __version__
 from flowbus.actions.base import ActionContext
 from flowbus.actions.send_email import SendEmail, SendEmailConfig
 from flowbus.config import EmailSettings, load_settings
-from flowbus.external.base import ActionConfigError, ActionExecutor, ActionFailed
+from flowbus.external.base import ActionExecutor, ActionFailed, validated_config
 from flowbus.times import parse_time
 
 __all__ = [
@@ -98,7 +97,7 @@ class EmailExecutor(ActionExecutor):
         return self._settings
 
     async def run(self, config: dict[str, Any], context: ActionContext) -> Any:
-        cfg = _validated(config)
+        cfg = validated_config(SendEmailConfig, config)
         smtp = self.settings()
         sender = cfg.from_ or smtp.from_address
         if not smtp.host:
@@ -172,18 +171,6 @@ def _message(
     if cfg.html is not None:
         message.add_alternative(cfg.html, subtype="html")
     return message
-
-
-def _validated(config: dict[str, Any]) -> SendEmailConfig:
-    try:
-        return SendEmailConfig.model_validate(config)
-    except ValidationError as exc:
-        raise ActionConfigError(
-            "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-        ) from None
 
 
 def _reply_text(code: int, message: str) -> str:

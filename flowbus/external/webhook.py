@@ -22,13 +22,12 @@ import aiohttp
 import httpx
 import orjson
 from multidict import CIMultiDict
-from pydantic import ValidationError
 from yarl import URL
 
 from flowbus import __version__
 from flowbus.actions.base import ActionContext
 from flowbus.actions.webhook import Http, Webhook, WebhookConfig
-from flowbus.external.base import ActionConfigError, ActionExecutor, ActionFailed
+from flowbus.external.base import ActionConfigError, ActionExecutor, ActionFailed, validated_config
 from flowbus.limits import JsonLimits, LimitExceeded
 from flowbus.storable import nul_path
 
@@ -78,7 +77,7 @@ class WebhookExecutor(ActionExecutor):
         self._http: aiohttp.ClientSession | None = None
 
     async def run(self, config: dict[str, Any], context: ActionContext) -> Any:
-        cfg = _validated(config)
+        cfg = validated_config(WebhookConfig, config)
         try:
             url = httpx.URL(cfg.url)
         except httpx.InvalidURL:
@@ -185,19 +184,6 @@ class HttpExecutor(WebhookExecutor):
     """`http`: the same call as `webhook` under another name."""
 
     action = Http
-
-
-def _validated(config: dict[str, Any]) -> WebhookConfig:
-    try:
-        return WebhookConfig.model_validate(config)
-    except ValidationError as exc:
-        # Only locations and messages: input values may hold secrets (header values).
-        raise ActionConfigError(
-            "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                for err in exc.errors()
-            )
-        ) from None
 
 
 def _text_body(response: _Response, limit: int) -> dict[str, Any]:
