@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +16,14 @@ from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real Kafka broker and PostgreSQL server for the whole session."""
-    base = tmp_path_factory.mktemp("stack")
+def stack() -> Iterator[Stack]:
+    """A real Kafka broker and PostgreSQL server for the whole session.
+
+    Their files live outside pytest's temporary base: every pytest run makes that base
+    private again (mode 0700), which would cut off the server's unprivileged user from its
+    data directory in the middle of another session running beside it.
+    """
+    base = Path(tempfile.mkdtemp(prefix="flowbus-tests-"))
     broker = KafkaBroker(base / "kafka")
     database = PostgresServer(base / "postgres", fast_unsafe=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -29,3 +37,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         database.stop()
         broker.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -251,6 +251,10 @@ def _order(component: UiComponent) -> tuple[bool, float, int]:
     return (priority is None, priority if priority is not None else 0.0, component.index)
 
 
+NOT_ENTERED = frozenset({"pending", "skipped"})
+"""Step statuses of steps that never ran: a timeline leaves them out."""
+
+
 def _layout_data(layout: str | None, view: InstanceView) -> Any:
     if layout == "timeline":
         return {
@@ -264,6 +268,7 @@ def _layout_data(layout: str | None, view: InstanceView) -> Any:
                     "error": dict(s.error) if s.error is not None else None,
                 }
                 for s in view.steps
+                if s.status not in NOT_ENTERED
             ],
             "activeSteps": list(view.active),
         }

@@ -223,7 +223,7 @@ async def test_a_command_for_an_ended_instance_is_dead_lettered_with_the_reason(
     letter = (await limits.dead_letters({key}))[key]
 
     assert letter["data"]["reason"] == (
-        f"instance {instance_id} is completed: cancel applies only to running, waiting or "
+        f"instance {instance_id} is completed: cancel applies only to created, running, waiting or "
         "paused instances"
     )
 
