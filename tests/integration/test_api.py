@@ -25,6 +25,7 @@ from flowbus.devstack.ports import free_port
 from tests.integration.test_api_support import (
     AUTH_ENV,
     ApiServer,
+    InstancesOverApi,
     bearer,
     end_offsets,
     problem,
@@ -141,7 +142,7 @@ def definitions(hooks: str) -> list[dict[str, Any]]:
 
 
 @dataclass
-class World:
+class World(InstancesOverApi):
     d: Deployment
     api: ApiServer
     client: httpx.AsyncClient
@@ -161,32 +162,6 @@ class World:
         assert response.status_code == 202, response.text
         instance_id: str = response.json()["instanceId"]
         return instance_id
-
-    async def instance(self, instance_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/instances/{instance_id}", headers=bearer("viewer"))
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def wait_for(
-        self, instance_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 20
-    ) -> dict[str, Any]:
-        """Poll the API until the instance (as GET returns it) passes `check`."""
-        deadline = time.monotonic() + timeout
-        body: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            response = await self.client.get(
-                f"/v1/instances/{instance_id}", headers=bearer("viewer")
-            )
-            if response.status_code == 200:
-                body = response.json()
-                if check(body):
-                    return body
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"instance {instance_id} never got there; last seen: {body}")
-
-    async def wait_status(self, instance_id: str, *statuses: str) -> dict[str, Any]:
-        return await self.wait_for(instance_id, lambda i: i["status"] in statuses)
 
 
 def status_is(*statuses: str) -> Callable[[dict[str, Any]], bool]:

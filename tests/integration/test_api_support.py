@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +112,38 @@ async def start_api(
             await asyncio.sleep(0.1)
     server.stop()
     raise AssertionError(f"flowbus api not up after {timeout}s:\n{server.log_text()[-4000:]}")
+
+
+class InstancesOverApi:
+    """Reading instances through the API, for a test's world holding an API `client`."""
+
+    client: httpx.AsyncClient
+
+    async def instance(self, instance_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/instances/{instance_id}", headers=bearer("viewer"))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait_for(
+        self, instance_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> dict[str, Any]:
+        """Poll the API until the instance (as GET returns it) passes `check`."""
+        deadline = time.monotonic() + timeout
+        body: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            response = await self.client.get(
+                f"/v1/instances/{instance_id}", headers=bearer("viewer")
+            )
+            if response.status_code == 200:
+                body = response.json()
+                if check(body):
+                    return body
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"instance {instance_id} never got there; last seen: {body}")
+
+    async def wait_status(self, instance_id: str, *statuses: str) -> dict[str, Any]:
+        return await self.wait_for(instance_id, lambda i: i["status"] in statuses)
 
 
 def problem(response: httpx.Response, status: int, kind: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest_asyncio
 from tests.integration.test_api_support import (
     AUTH_ENV,
     ApiServer,
+    InstancesOverApi,
     bearer,
     end_offsets,
     problem,
@@ -88,35 +89,10 @@ DEFINITIONS: list[dict[str, Any]] = [
 
 
 @dataclass
-class World:
+class World(InstancesOverApi):
     d: Deployment
     api: ApiServer
     client: httpx.AsyncClient
-
-    async def instance(self, instance_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/instances/{instance_id}", headers=bearer("viewer"))
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def wait_for(
-        self, instance_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 20
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        body: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            response = await self.client.get(
-                f"/v1/instances/{instance_id}", headers=bearer("viewer")
-            )
-            if response.status_code == 200:
-                body = response.json()
-                if check(body):
-                    return body
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"instance {instance_id} never got there; last seen: {body}")
-
-    async def wait_status(self, instance_id: str, *statuses: str) -> dict[str, Any]:
-        return await self.wait_for(instance_id, lambda i: i["status"] in statuses)
 
     async def post(self, path: str, json: Any = None, **headers: str) -> httpx.Response:
         return await self.client.post(path, json=json, headers={**bearer("operator"), **headers})
